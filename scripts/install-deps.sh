@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package fpgaserve needs to build, test and run its examples.
+# Idempotent: only missing packages are installed; `apt-get update` runs at most once.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake g++ make pkg-config
+  # libraries
+  libprotobuf-dev protobuf-compiler libonnx-dev libhdf5-dev nlohmann-json3-dev libcli11-dev
+  # tests
+  libgtest-dev libgmock-dev
+  # examples (train.py) and fixture generators: Debian's python3 packages
+  python3 python3-numpy python3-torch python3-onnx python3-h5py
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
