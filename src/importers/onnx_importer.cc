@@ -254,14 +254,13 @@ class OnnxGraphBuilder {
   Result<double> FloatAttr(const Node& n, const std::string& name, double fallback) const;
   Result<std::int64_t> IntAttr(const Node& n, const std::string& name, std::int64_t fallback) const;
   Result<DynTensor> Dynamic(const Node& n, int i) const;
-  Result<const ConstTensor*> Constant(const Node& n, int i, bool finite = true) const;
+  Result<const ConstTensor*> Constant(const Node& n, int i) const;
   Status CheckUnused(const Node& n, int first_output) const;
   Status Define(const Node& n, const std::string& name, DynTensor t);
   Status Emit(const Node& n, model::Layer layer, model::Shape shape);
   Status Charge(const Node& n, std::int64_t values);
 
-  Status Gemm(const Node& n);
-  Status MatMul(const Node& n);
+  Status Dense(const Node& n);
   Status Elementwise(const Node& n);
   Status Activation(const Node& n);
   Status Reshape(const Node& n);
@@ -316,7 +315,7 @@ Status OnnxGraphBuilder::AddInputs(const onnx::GraphProto& g) {
     const int rank = tt.shape().dim_size();
     if (rank == 0) return InvalidArgument(what + ": is a scalar; expected [batch, features...]");
     model::Shape shape;
-    for (int i = (rank == 1 ? 0 : 1); i < rank; ++i) {  // dim 0 is the batch
+    for (int i = (rank == 1 ? 0 : 1); i < rank; ++i) {  // skip the batch unless rank is 1
       const auto& d = tt.shape().dim(i);
       if (!d.has_dim_value() || d.dim_value() <= 0) {
         return InvalidArgument(
@@ -349,8 +348,7 @@ Status OnnxGraphBuilder::AddNode(const onnx::NodeProto& proto, int index) {
                               " is not supported; only the default ONNX domain is");
   }
   if (proto.output_size() < 1 || proto.output(0).empty()) return Fail(n, "has no output");
-  if (op == "Gemm") return Gemm(n);
-  if (op == "MatMul") return MatMul(n);
+  if (op == "Gemm" || op == "MatMul") return Dense(n);
   if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return Elementwise(n);
   if (op == "Relu" || op == "LeakyRelu" || op == "Sigmoid" || op == "Tanh" || op == "Softmax") {
     return Activation(n);
@@ -406,12 +404,12 @@ Result<DynTensor> OnnxGraphBuilder::Dynamic(const Node& n, int i) const {
                      "of an earlier node (nodes must be in topological order)");
 }
 
-Result<const ConstTensor*> OnnxGraphBuilder::Constant(const Node& n, int i, bool finite) const {
+Result<const ConstTensor*> OnnxGraphBuilder::Constant(const Node& n, int i) const {
   const std::string name = n.In(i);
   if (name.empty()) return Fail(n, "input " + Str(i) + " is missing");
   if (auto it = constants_.find(name); it != constants_.end()) {
     const auto& v = it->second.values;
-    for (std::size_t e = 0; finite && e < v.size(); ++e) {
+    for (std::size_t e = 0; e < v.size(); ++e) {
       if (!std::isfinite(v[e])) {
         return Fail(n, "constant " + Quote(name) + " holds " +
                            (std::isnan(v[e]) ? "NaN"
@@ -467,8 +465,15 @@ Status OnnxGraphBuilder::Charge(const Node& n, std::int64_t values) {
   return Status::Ok();
 }
 
-Status OnnxGraphBuilder::Gemm(const Node& n) {
-  RETURN_IF_ERROR(CheckAttributes(n, {"alpha", "beta", "transA", "transB"}));
+// Gemm (y = alpha A B + beta C, B maybe transposed) and MatMul (y = x W; a following Add
+// becomes a Scale that Finalize folds in) both become one Dense layer.
+Status OnnxGraphBuilder::Dense(const Node& n) {
+  const bool gemm = n.proto.op_type() == "Gemm";
+  if (gemm) {
+    RETURN_IF_ERROR(CheckAttributes(n, {"alpha", "beta", "transA", "transB"}));
+  } else {
+    RETURN_IF_ERROR(CheckAttributes(n, {}));
+  }
   ASSIGN_OR_RETURN(const double alpha, FloatAttr(n, "alpha", 1.0));
   ASSIGN_OR_RETURN(const double beta, FloatAttr(n, "beta", 1.0));
   ASSIGN_OR_RETURN(const std::int64_t trans_a, IntAttr(n, "transA", 0));
@@ -478,26 +483,28 @@ Status OnnxGraphBuilder::Gemm(const Node& n) {
                               "[batch, features] (transA=0)");
   }
   if (trans_b != 0 && trans_b != 1) return Fail(n, "transB=" + Str(trans_b) + "; expected 0 or 1");
-  if (n.proto.input_size() < 2 || n.proto.input_size() > 3) {
-    return Fail(n, "has " + Str(n.proto.input_size()) + " inputs; expected A, B and optional C");
+  if (n.proto.input_size() < 2 || n.proto.input_size() > (gemm ? 3 : 2)) {
+    return Fail(n, "has " + Str(n.proto.input_size()) + " inputs; expected " +
+                       (gemm ? "A, B and optional C" : "2"));
+  }
+  if (constants_.count(n.In(0)) && dynamics_.count(n.In(1))) {
+    return Unsupported(n, "the constant is the first operand; only input x constant weight " +
+                              std::string("is supported"));
   }
   ASSIGN_OR_RETURN(const DynTensor a, Dynamic(n, 0));
   ASSIGN_OR_RETURN(const ConstTensor* b, Constant(n, 1));
-  if (a.shape.size() != 1) {
-    return Unsupported(n, "input A " + Quote(n.In(0)) + " has per-sample shape " +
-                              model::ShapeToString(a.shape) +
-                              "; Gemm needs a [batch, features] input (add a Flatten)");
-  }
-  if (b->dims.size() != 2) {
-    return Fail(n, "weight B " + Quote(n.In(1)) + " has shape " + model::ShapeToString(b->dims) +
-                       "; expected 2-D");
+  const std::string b_text =
+      "weight " + Quote(n.In(1)) + " has shape " + model::ShapeToString(b->dims);
+  if (a.shape.size() != 1 || b->dims.size() != 2) {
+    return Unsupported(n, "input " + Quote(n.In(0)) + " has per-sample shape " +
+                              model::ShapeToString(a.shape) + " and " + b_text +
+                              "; only [batch, K] inputs (add a Flatten) and 2-D weights work");
   }
   const std::int64_t k = b->dims[trans_b ? 1 : 0], m = b->dims[trans_b ? 0 : 1];
   if (k != a.shape[0] || m <= 0) {
-    return Fail(n, "weight B " + Quote(n.In(1)) + " has shape " + model::ShapeToString(b->dims) +
-                       " (transB=" + Str(trans_b) + "), so it expects " + Str(k) +
-                       " input features and produces " + Str(m) + ", but input A " +
-                       Quote(n.In(0)) + " has " + Str(a.shape[0]) + " features");
+    return Fail(n, b_text + " (transB=" + Str(trans_b) + "), so it expects " + Str(k) +
+                       " input features and produces " + Str(m) + ", but input " + Quote(n.In(0)) +
+                       " has " + Str(a.shape[0]) + " features");
   }
   model::DenseParams p;
   p.in_features = k;
@@ -521,38 +528,6 @@ Status OnnxGraphBuilder::Gemm(const Node& n) {
     }
     for (std::int64_t o = 0; o < m; ++o) p.bias[o] = beta * c->values[count == 1 ? 0 : o];
   }
-  return Emit(n, model::MakeDense(n.layer, a.tensor, n.proto.output(0), std::move(p)), {m});
-}
-
-Status OnnxGraphBuilder::MatMul(const Node& n) {
-  RETURN_IF_ERROR(CheckAttributes(n, {}));
-  if (n.proto.input_size() != 2) return Fail(n, "expected 2 inputs");
-  if (constants_.count(n.In(0)) && dynamics_.count(n.In(1))) {
-    return Unsupported(n, "the constant is the first operand; only tensor x constant-weight " +
-                              std::string("(x W) is supported"));
-  }
-  ASSIGN_OR_RETURN(const DynTensor a, Dynamic(n, 0));
-  ASSIGN_OR_RETURN(const ConstTensor* b, Constant(n, 1));
-  if (a.shape.size() != 1 || b->dims.size() != 2) {
-    return Unsupported(n, "input " + Quote(n.In(0)) + " has per-sample shape " +
-                              model::ShapeToString(a.shape) + " and weight " + Quote(n.In(1)) +
-                              " has shape " + model::ShapeToString(b->dims) +
-                              "; only [batch, K] x [K, M] is supported");
-  }
-  const std::int64_t k = b->dims[0], m = b->dims[1];
-  if (k != a.shape[0] || m <= 0) {
-    return Fail(n, "weight " + Quote(n.In(1)) + " has shape " + model::ShapeToString(b->dims) +
-                       " but input " + Quote(n.In(0)) + " has " + Str(a.shape[0]) + " features");
-  }
-  model::DenseParams p;
-  p.in_features = k;
-  p.out_features = m;
-  p.weights.resize(static_cast<std::size_t>(k * m));
-  for (std::int64_t o = 0; o < m; ++o) {
-    for (std::int64_t i = 0; i < k; ++i) p.weights[o * k + i] = b->values[i * m + o];
-  }
-  p.bias.assign(static_cast<std::size_t>(m),
-                0.0);  // a following Add becomes a Scale; Finalize folds it
   return Emit(n, model::MakeDense(n.layer, a.tensor, n.proto.output(0), std::move(p)), {m});
 }
 

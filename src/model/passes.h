@@ -14,7 +14,8 @@ namespace fpgaserve::model {
 // naming the layers involved.
 Status SortTopologically(Graph& graph);
 
-// Replaces uses of a tensor name by another (used when a no-op layer is dropped).
+// Renames a tensor everywhere: graph inputs/outputs, the producing layer's output and every use
+// (used when a no-op layer is dropped).
 void RenameTensor(Graph& graph, const std::string& from, const std::string& to);
 
 // Merges Scale layers into an adjacent Dense when exact: a Scale whose single consumer is a Dense

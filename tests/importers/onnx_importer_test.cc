@@ -139,6 +139,14 @@ TEST(OnnxImporterTest, Float16WeightsAndInput) {
   EXPECT_EQ(g.outputs.at(0).dtype, model::DataType::kFP16);
 }
 
+TEST(OnnxImporterTest, OutputAliasOfGraphInputGetsLinearLayer) {
+  model::Graph g = ImportAndCompare("dropout_identity_only");
+  ASSERT_EQ(g.layers.size(), 1u);
+  EXPECT_EQ(g.layers[0].activation().kind, model::ActivationKind::kLinear);
+  EXPECT_EQ(g.layers[0].inputs.at(0), "x");
+  EXPECT_EQ(g.layers[0].outputs.at(0), "y");
+}
+
 TEST(OnnxImporterTest, UnsupportedOpNamesNodeOpAndSupportedList) {
   const std::string m = ImportError("unsupported_conv", StatusCode::kUnimplemented);
   EXPECT_NE(m.find("node 'conv0' (op Conv): unsupported op; supported: Gemm, MatMul, Add, Sub, "
