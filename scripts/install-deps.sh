@@ -7,7 +7,7 @@ packages=(
   # build
   cmake g++ make pkg-config
   # libraries
-  libprotobuf-dev protobuf-compiler libonnx-dev libhdf5-dev nlohmann-json3-dev libcli11-dev
+  libprotobuf-dev protobuf-compiler libonnx-dev libhdf5-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   # tests
   libgtest-dev libgmock-dev
   # examples (train.py) and fixture generators: Debian's python3 packages
