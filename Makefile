@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CTEST_JOBS ?= 2
 SHARED_DIR ?= $(abspath ../shared)
 
-.PHONY: all deps configure build test run clean format
+.PHONY: all deps configure build test run bench clean format
 
 all: build
 
@@ -25,6 +25,9 @@ test: build
 
 run: build
 	@scripts/run-demo.sh $(BUILD_DIR)/fpgaserve $(SHARED_DIR)/data/banknote_authentication.csv
+
+bench: build
+	bench/run.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -25,6 +25,7 @@ struct QuantizedModel::LayerPlan {
   // Fixed fast path: products and sums are exact in a 64-bit integer (accum wide enough).
   bool exact_int64 = false;
   int bias_shift = 0;  // accum.frac - bias.frac
+  std::int64_t result_lo = 0, result_hi = 0;  // raw range of a fixed result format
   // Float fast path: every format of the layer (and its input) is float32.
   bool native_float32 = false;
   RawValue alpha = 0;  // LeakyReLU slope in the weight format
@@ -54,6 +55,27 @@ RawValue FromFloat(float f) {
   return static_cast<RawValue>(u);
 }
 
+// FixedFromWide(acc, from_frac, to) for a 64-bit accumulator with a moderate shift, without
+// 128-bit arithmetic. The general path is the definition; a test compares both bit for bit.
+FixedValue RequantizeInt64(std::int64_t acc, int from_frac, const FixedFormat& to, std::int64_t lo,
+                           std::int64_t hi) {
+  const int shift = from_frac - to.fraction_bits();
+  if (shift <= 0 || shift >= 62 || acc > (std::int64_t{1} << 61) || acc < -(std::int64_t{1} << 61)) {
+    return FixedFromWide(acc, from_frac, to);
+  }
+  std::int64_t q = acc >> shift;  // floor
+  const std::int64_t rem = acc - (q << shift);
+  const std::int64_t half = std::int64_t{1} << (shift - 1);
+  switch (to.quantization) {
+    case Quantization::kTrn: break;
+    case Quantization::kRnd: q += rem >= half ? 1 : 0; break;
+    case Quantization::kRndConv: q += (rem > half || (rem == half && (q & 1))) ? 1 : 0; break;
+  }
+  if (q >= lo && q <= hi) return {q, false};
+  if (to.overflow == Overflow::kSat) return {q < lo ? lo : hi, true};
+  return FixedFromWide(q, to.fraction_bits(), to);  // wrap: the general path keeps the low bits
+}
+
 // Converts an incoming value into the layer's family: unchanged when the families match,
 // otherwise into the layer's result format (docs/numerics.md).
 RawValue IntoLayerFamily(RawValue x, const Plan& plan, Counter& c) {
@@ -77,7 +99,7 @@ RawValue FixedMac(const Plan& plan, const RawValue* x, std::int64_t n, const Raw
   if (plan.exact_int64) {
     std::int64_t acc = b * (std::int64_t{1} << plan.bias_shift);
     for (std::int64_t i = 0; i < n; ++i) acc += x[i] * w[i];
-    FixedValue r = FixedFromWide(acc, af.fraction_bits(), rf);
+    FixedValue r = RequantizeInt64(acc, af.fraction_bits(), rf, plan.result_lo, plan.result_hi);
     c.Add(r.overflowed);
     return r.raw;
   }
@@ -121,11 +143,16 @@ void RunAffine(const Plan& plan, const RawBatch& in, RawBatch& out, Counter& c) 
   const NumberFormat& xf = FamilyInput(plan);
   out.features = static_cast<std::size_t>(plan.n_out);
   out.values.assign(in.rows * out.features, 0);
-  std::vector<RawValue> x(in.features);
+  const bool same_family = plan.in.is_fixed() == plan.p.result.is_fixed();
+  std::vector<RawValue> converted(same_family ? 0 : in.features);
   for (std::size_t r = 0; r < in.rows; ++r) {
-    for (std::size_t i = 0; i < in.features; ++i) x[i] = IntoLayerFamily(in.values[r * in.features + i], plan, c);
+    const RawValue* x = &in.values[r * in.features];
+    if (!same_family) {
+      for (std::size_t i = 0; i < in.features; ++i) converted[i] = IntoLayerFamily(x[i], plan, c);
+      x = converted.data();
+    }
     for (std::int64_t o = 0; o < plan.n_out; ++o) {
-      const RawValue* xs = plan.is_scale ? &x[o] : x.data();
+      const RawValue* xs = plan.is_scale ? &x[o] : x;
       const std::int64_t n = plan.is_scale ? 1 : plan.n_in;
       const RawValue* ws = plan.is_scale ? &plan.w[o] : &plan.w[o * plan.n_in];
       out.values[r * out.features + o] =
@@ -141,7 +168,8 @@ void FixedSoftmax(const Plan& plan, const RawValue* x, std::size_t n, const Fixe
   const int size = plan.p.table_size;
   RawValue m = *std::max_element(x, x + n);
   Wide sum = 0;
-  std::vector<std::int64_t> e(n);
+  thread_local std::vector<std::int64_t> e;
+  e.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     e[i] = plan.exp_table[SoftmaxExpIndex(static_cast<Wide>(x[i]) - m, xf.fraction_bits(), size)];
     sum += e[i];
@@ -195,9 +223,10 @@ void RunActivation(const Plan& plan, const RawBatch& in, RawBatch& out, Counter&
   out.features = in.features;
   out.values.assign(in.values.size(), 0);
   std::vector<RawValue> x(in.features);
+  const NumberFormat& xf = FamilyInput(plan);
+  const bool identity = xf == rfmt;  // Linear/ReLU need no conversion
   for (std::size_t r = 0; r < in.rows; ++r) {
     for (std::size_t i = 0; i < in.features; ++i) x[i] = IntoLayerFamily(in.values[r * in.features + i], plan, c);
-    const NumberFormat& xf = FamilyInput(plan);
     RawValue* y = &out.values[r * out.features];
     if (kind == ActivationKind::kSoftmax) {
       if (plan.p.result.is_fixed() && plan.exp_table.empty()) {  // argmax mode
@@ -228,8 +257,10 @@ void RunActivation(const Plan& plan, const RawBatch& in, RawBatch& out, Counter&
         RawValue v = x[i];
         FixedValue q{0, false};
         switch (kind) {
-          case ActivationKind::kLinear: q = FixedConvert(v, inf, rf); break;
-          case ActivationKind::kReLU: q = FixedConvert(v < 0 ? 0 : v, inf, rf); break;
+          case ActivationKind::kLinear: q = identity ? FixedValue{v, false} : FixedConvert(v, inf, rf); break;
+          case ActivationKind::kReLU:
+            q = identity ? FixedValue{v < 0 ? 0 : v, false} : FixedConvert(v < 0 ? 0 : v, inf, rf);
+            break;
           case ActivationKind::kLeakyReLU:
             q = v >= 0 ? FixedConvert(v, inf, rf)
                        : FixedFromWide(FixedMulExact(v, plan.alpha),
@@ -245,7 +276,7 @@ void RunActivation(const Plan& plan, const RawBatch& in, RawBatch& out, Counter&
         y[i] = q.raw;
       } else {
         const FloatFormat& f = rfmt.floating();
-        Quantized q = Convert(x[i], xf, rfmt);
+        Quantized q = identity ? Quantized{x[i], false} : Convert(x[i], xf, rfmt);
         c.Add(q.overflowed);
         auto v = static_cast<FloatBits>(q.raw);
         switch (kind) {
@@ -331,6 +362,8 @@ Result<QuantizedModel> QuantizedModel::Build(const model::Graph& graph, const Pr
           bound = std::max(bound, s);
         }
         plan->bias_shift = af.fraction_bits() - bf.fraction_bits();
+        plan->result_lo = plan->p.result.fixed().min_raw();
+        plan->result_hi = plan->p.result.fixed().max_raw();
         plan->exact_int64 = allow_fast_paths && af.fraction_bits() == prod_frac && plan->bias_shift >= 0 &&
                             plan->bias_shift < 62 && bound < std::ldexp(1.0, 62) &&
                             bound <= static_cast<double>(af.max_raw());

@@ -34,6 +34,23 @@ std::vector<double> TanhCoefficients(int count) {
   return odd;
 }
 
+// Taylor coefficients 1/n! in fixed point with g fraction bits, enough terms that
+// |y|^n/n! < 2^-(g+4) for |y| <= 0.347; computed once per g.
+const std::vector<Wide>& ExpCoefficients(int g) {
+  thread_local std::vector<std::vector<Wide>> cache(64);
+  std::vector<Wide>& c = cache[static_cast<std::size_t>(g)];
+  if (c.empty()) {
+    int terms = 1;
+    for (long double bound = 1; bound >= std::ldexp(1.0L, -(g + 4)); ++terms) bound *= 0.347L / terms;
+    long double fact = 1;
+    for (int n = 0; n <= terms; ++n) {
+      if (n > 0) fact *= n;
+      c.push_back(FixedConstant(1.0L / fact, g));
+    }
+  }
+  return c;
+}
+
 }  // namespace
 
 int ExpInternalFractionBits(const FloatFormat& f) { return std::min(f.mantissa_bits + 12, 50); }
@@ -53,17 +70,8 @@ FloatBits FloatExp(FloatBits x, const FloatFormat& f) {
   const Wide k = (t + (one >> 1)) >> g;                                        // nearest integer
   const Wide r = t - (k << g);                                                 // [-1/2, 1/2)
   const Wide y = MulShiftRound(r, FixedConstant(0.693147180559945309417L, g), g);  // r·ln2
-  // Terms until |y|^n/n! < 2^-(g+4) with |y| <= 0.347.
-  int terms = 1;
-  for (long double bound = 1; bound >= std::ldexp(1.0L, -(g + 4)); ++terms) {
-    bound *= 0.347L / terms;
-  }
-  std::vector<Wide> c(static_cast<std::size_t>(terms + 1));
-  long double fact = 1;
-  for (int n = 0; n <= terms; ++n) {
-    if (n > 0) fact *= n;
-    c[n] = FixedConstant(1.0L / fact, g);
-  }
+  const std::vector<Wide>& c = ExpCoefficients(g);
+  const int terms = static_cast<int>(c.size()) - 1;
   Wide p = c[terms];
   for (int n = terms - 1; n >= 0; --n) p = MulShiftRound(p, y, g) + c[n];
   // p < 1.42·2^g <= 2^51, so the double is exact and ldexp adds k exactly (no double underflow

@@ -6,7 +6,9 @@ namespace fpgaserve::numeric {
 
 namespace {
 
-int Log2Exact(double v) { return static_cast<int>(std::lround(std::log2(v))); }
+// Exact log2 of a power of two (sizes and ranges are validated to be powers of two).
+int Log2Exact(double v) { return std::ilogb(v); }
+int Log2Exact(int v) { return __builtin_ctz(static_cast<unsigned>(v)); }
 
 // floor(v · 2^sh) for a wide integer v and any shift; shifts of 40 or more leave every nonzero
 // value far outside any table, so they return a large value of the same sign.

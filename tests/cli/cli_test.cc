@@ -125,6 +125,52 @@ TEST_F(CliTest, BadCsvFiles) {
                  "label 7 but the model has 2 classes");
 }
 
+TEST_F(CliTest, EvalQuantizedBanknote) {
+  if (!std::filesystem::exists(kCsv)) GTEST_SKIP() << "data set not found: " << kCsv;
+  auto eval = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"eval", kExample + "banknote.onnx", "--data", kCsv,
+                                  "--label-column", "class", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = RunCli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    return nlohmann::json::parse(r.stdout_text.empty() ? "{}" : r.stdout_text);
+  };
+  const double float_acc = eval({})["float"]["accuracy"];
+  for (const char* spec : {"fixed<16,6>", "float16", "auto"}) {
+    auto j = eval({"--precision", spec});
+    const auto& q = j["quantized"];
+    EXPECT_NEAR(q["accuracy"].get<double>(), float_acc, 0.005) << spec;
+    EXPECT_GE(q["argmax_agreement"].get<double>(), 0.99) << spec;
+    EXPECT_EQ(q["precision"]["spec"], spec);
+    EXPECT_EQ(q["precision"]["layers"].size(), 4u) << spec;
+  }
+  auto auto_j = eval({"--precision", "auto"});
+  EXPECT_EQ(auto_j["quantized"]["precision"]["input"], "fixed<16,6,TRN,SAT>");
+  auto f32 = eval({"--precision", "float32"});
+  EXPECT_LE(f32["quantized"]["max_abs_error"].get<double>(), 1e-6);
+  EXPECT_TRUE(f32["quantized"]["overflows"].empty());
+  auto narrow = eval({"--precision", "fixed<6,2>"});
+  EXPECT_GT(narrow["quantized"]["overflows"]["input"].get<int>(), 0);
+}
+
+TEST_F(CliTest, EvalBadPrecision) {
+  const std::string csv = Write("d.csv", "a,b,c,d,class\n1,2,3,4,0\n");
+  auto eval = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"eval", kExample + "banknote.onnx", "--data", csv, "--label-column", "class"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCli(args);
+  };
+  ExpectBadInput(eval({"--precision", "fixed<0,3>"}), "fixed<0,3>: width 0 out of range");
+  ExpectBadInput(eval({"--precision", "fixed<70,3>"}), "fixed<70,3>");
+  ExpectBadInput(eval({"--precision", "float<1,0>"}), "float<1,0>");
+  ExpectBadInput(eval({"--precision", "fixed<16,6,FOO>"}), "FOO");
+  ExpectBadInput(eval({"--precision-config", Write("p.yaml", "layers:\n  nope:\n    weight: fixed<8,3>\n")}),
+                 "no layer named 'nope'");
+  ExpectBadInput(eval({"--precision-config", (dir_ / "missing.yaml").string()}), "missing.yaml");
+  auto both = eval({"--precision", "float16", "--precision-config", Write("q.yaml", "precision: float16\n")});
+  EXPECT_EQ(both.exit_code, 2);
+}
+
 TEST_F(CliTest, UsageErrors) {
   auto r = RunCli({"eval", kExample + "banknote.onnx"});
   EXPECT_EQ(r.exit_code, 2);
