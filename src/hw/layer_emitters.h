@@ -1,0 +1,39 @@
+// Per-layer Verilog modules of the inference core (internal to src/hw): affine layers with a
+// reuse factor, elementwise activations, table softmax. Each module speaks valid/ready + a tag.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+#include "model/graph.h"
+#include "numeric/precision.h"
+
+namespace fpgaserve::hw {
+
+// Every layer module has the ports
+//   clk, rst, in_valid, in_ready, in_data[n_in*in.width], in_tag[63:0],
+//   out_valid, out_ready, out_data[n_out*result.width], out_tag[63:0]
+// and carries the tag (the input's cycle stamp) alongside its data.
+struct LayerContext {
+  std::string module;
+  const model::Layer* layer = nullptr;
+  numeric::FixedFormat in;
+  int n_in = 0;
+  numeric::LayerPrecision precision;  // all fixed
+  int n_out = 0;
+  int reuse = 1;
+  numeric::SoftmaxMode softmax = numeric::SoftmaxMode::kTable;
+};
+
+struct EmittedLayer {
+  std::string text;
+  int latency = 1;
+  int initiation_interval = 1;
+  std::int64_t multipliers = 0;
+};
+
+Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx);
+Result<EmittedLayer> EmitActivationLayer(const LayerContext& ctx);
+
+}  // namespace fpgaserve::hw

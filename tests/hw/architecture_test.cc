@@ -1,0 +1,94 @@
+#include "hw/design.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/subprocess.h"
+#include "importers/import.h"
+#include "model/passes.h"
+
+namespace fpgaserve::hw {
+namespace {
+
+model::Graph Banknote() {
+  auto g = importers::ImportModel(std::string(FPGASERVE_SOURCE_DIR) + "/examples/banknote/banknote.onnx");
+  EXPECT_TRUE(g.ok()) << g.status().ToString();
+  return *g;
+}
+
+numeric::PrecisionConfig Precision(const model::Graph& g, const std::string& spec) {
+  auto cfg = numeric::ResolvePrecision(g, {spec, ""}, nullptr);
+  EXPECT_TRUE(cfg.ok()) << cfg.status().ToString();
+  return *cfg;
+}
+
+TEST(ArchitectureTest, BanknoteScheduleAtReuseOne) {
+  auto g = Banknote();
+  auto d = GenerateDesign(g, Precision(g, "fixed<16,6>"), {1});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->n_in, 4);
+  EXPECT_EQ(d->n_out, 2);
+  EXPECT_EQ(d->latency_cycles, 6);  // Dense 1 + ReLU 1 + Dense 1 + softmax 3
+  EXPECT_EQ(d->initiation_interval, 1);
+  ASSERT_EQ(d->layers.size(), 4u);
+  EXPECT_EQ(d->layers[0].multipliers, 4 * 16);
+  EXPECT_EQ(d->files[0].name, "fpgaserve_core.v");
+  EXPECT_NE(d->files[0].text.find("module fpgaserve_core"), std::string::npos);
+}
+
+TEST(ArchitectureTest, ReuseTradesMultipliersForCycles) {
+  auto g = Banknote();
+  for (int r : {2, 4, 8}) {
+    auto d = GenerateDesign(g, Precision(g, "fixed<16,6>"), {r});
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_EQ(d->initiation_interval, r);  // the 16-input layer uses the full reuse
+    EXPECT_EQ(d->layers[0].reuse, std::min(r, 4));
+    EXPECT_EQ(d->layers[2].multipliers, 2 * ((16 + r - 1) / r));
+  }
+}
+
+TEST(ArchitectureTest, RejectsWhatHardwareCannotDo) {
+  auto g = Banknote();
+  auto zero = GenerateDesign(g, Precision(g, "fixed<16,6>"), {0});
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.status().message().find("reuse factor 0"), std::string::npos);
+  auto huge = GenerateDesign(g, Precision(g, "fixed<16,6>"), {1000});
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("larger than the largest layer (64 weights)"), std::string::npos);
+  auto fl = GenerateDesign(g, Precision(g, "float16"), {1});
+  ASSERT_FALSE(fl.ok());
+  EXPECT_EQ(fl.status().code(), StatusCode::kUnimplemented);
+  auto narrow = Precision(g, "fixed<16,6>");
+  narrow.layers.at(g.layers[0].name).accum = numeric::FixedFormat{16, 6};
+  auto na = GenerateDesign(g, narrow, {1});
+  ASSERT_FALSE(na.ok());
+  EXPECT_NE(na.status().message().find("exact default accumulator"), std::string::npos);
+}
+
+TEST(ArchitectureTest, GeneratedVerilogIsLintClean) {
+  if (!RunSubprocess({"verilator", "--version"}).ok()) GTEST_SKIP() << "verilator not installed";
+  auto g = Banknote();
+  auto dir = std::filesystem::temp_directory_path() / ("fpgaserve_lint_" + std::to_string(::getpid()));
+  for (const char* spec : {"fixed<16,6>", "fixed<12,4,RND_CONV,SAT>"}) {
+    for (int r : {1, 3}) {
+      auto d = GenerateDesign(g, Precision(g, spec), {r});
+      ASSERT_TRUE(d.ok());
+      std::filesystem::create_directories(dir);
+      std::vector<std::string> argv{"verilator", "--lint-only", "-Wall", "--top-module", kCoreModule};
+      for (const auto& f : d->files) {
+        std::ofstream((dir / f.name).string()) << f.text;
+        argv.push_back((dir / f.name).string());
+      }
+      auto r2 = RunSubprocess(argv);
+      ASSERT_TRUE(r2.ok());
+      EXPECT_TRUE(r2->success()) << spec << " R=" << r << "\n" << r2->stderr_text;
+      EXPECT_EQ(r2->stderr_text, "") << spec;
+      std::filesystem::remove_all(dir);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fpgaserve::hw
