@@ -2,6 +2,7 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -202,7 +203,8 @@ Result<std::vector<std::string>> Hdf5File::ListMembers(const std::string& group_
   H5G_info_t info;
   if (H5Gget_info(group.get(), &info) < 0) return Fail(path_, group_path, "cannot read group info");
   std::vector<std::string> names;
-  names.reserve(static_cast<std::size_t>(info.nlinks));
+  // A damaged header can claim billions of links; reading names fails long before that.
+  names.reserve(static_cast<std::size_t>(std::min<hsize_t>(info.nlinks, 4096)));
   for (hsize_t i = 0; i < info.nlinks; ++i) {
     ssize_t len = H5Lget_name_by_idx(group.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
                                      H5P_DEFAULT);
@@ -243,6 +245,9 @@ Result<std::vector<std::string>> Hdf5File::ReadStringAttribute(const std::string
     return Fail(path_, object_path, where + " is not a string (expected strings)");
   }
   const auto n = static_cast<std::size_t>(count);
+  if (n > kMaxAttributeBytes / sizeof(char*)) {
+    return Fail(path_, object_path, where + " has " + std::to_string(n) + " strings, too many");
+  }
   out.reserve(n);
   htri_t is_variable = H5Tis_variable_str(type.get());
   if (is_variable < 0) return Fail(path_, object_path, "cannot read the string type of " + where);
@@ -286,6 +291,29 @@ Result<std::string> Hdf5File::ReadScalarStringAttribute(const std::string& objec
   return std::move(values[0]);
 }
 
+// Uncompressed datasets must store at least as many bytes as their shape claims, and no more
+// than the file holds; checking first keeps a damaged shape from causing a huge allocation.
+Status Hdf5File::CheckStoredSize(std::int64_t dataset, std::int64_t type, std::int64_t count,
+                                 const std::string& dataset_path) const {
+  Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  if (!dcpl.valid()) return Fail(path_, dataset_path, "cannot read its creation properties");
+  H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout != H5D_CONTIGUOUS && layout != H5D_COMPACT) return Status::Ok();  // maybe compressed
+  const auto element = static_cast<std::uint64_t>(H5Tget_size(type));
+  const auto stored = static_cast<std::uint64_t>(H5Dget_storage_size(dataset));
+  hsize_t file_size = 0;
+  if (element == 0 || H5Fget_filesize(file_id_, &file_size) < 0) {
+    return Fail(path_, dataset_path, "cannot read its element size");
+  }
+  const auto needed = static_cast<std::uint64_t>(count);
+  if (needed > stored / element || needed > file_size / element) {
+    return Fail(path_, dataset_path,
+                "shape claims " + std::to_string(count) + " elements but the file stores " +
+                    std::to_string(stored) + " bytes for it (damaged file?)");
+  }
+  return Status::Ok();
+}
+
 Result<Hdf5Array> Hdf5File::ReadDataset(const std::string& dataset_path,
                                         std::int64_t max_elements) const {
   LibraryScope scope;
@@ -324,6 +352,7 @@ Result<Hdf5Array> Hdf5File::ReadDataset(const std::string& dataset_path,
                              std::to_string(count) + " elements, more than the limit " +
                              std::to_string(max_elements));
   }
+  RETURN_IF_ERROR(CheckStoredSize(dataset.get(), type.get(), count, dataset_path));
   array.values.resize(static_cast<std::size_t>(count));
   if (count > 0 && H5Dread(dataset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                            array.values.data()) < 0) {

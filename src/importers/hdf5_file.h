@@ -62,6 +62,8 @@ class Hdf5File {
  private:
   Hdf5File(std::string path, std::int64_t file_id) : path_(std::move(path)), file_id_(file_id) {}
   void Close();
+  Status CheckStoredSize(std::int64_t dataset, std::int64_t type, std::int64_t count,
+                         const std::string& dataset_path) const;
 
   std::string path_;
   std::int64_t file_id_ = -1;  // hid_t, kept as int64 so this header does not need hdf5.h

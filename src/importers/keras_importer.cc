@@ -134,13 +134,13 @@ std::optional<Activation> ParseActivationName(const json* value) {
   const json* name = value;
   if (value->is_object()) name = Member(*value, "config");
   if (name == nullptr || !name->is_string()) return std::nullopt;
-  const std::string& s = name->get_ref<const std::string&>();
-  if (s == "linear") return Activation{K::kLinear, 0.0};
-  if (s == "relu") return Activation{K::kReLU, 0.0};
-  if (s == "sigmoid") return Activation{K::kSigmoid, 0.0};
-  if (s == "tanh") return Activation{K::kTanh, 0.0};
-  if (s == "softmax") return Activation{K::kSoftmax, 0.0};
-  if (s == "leaky_relu") return Activation{K::kLeakyReLU, 0.2};
+  static const std::pair<const char*, Activation> kNames[] = {
+      {"linear", {K::kLinear, 0.0}},   {"relu", {K::kReLU, 0.0}},
+      {"sigmoid", {K::kSigmoid, 0.0}}, {"tanh", {K::kTanh, 0.0}},
+      {"softmax", {K::kSoftmax, 0.0}}, {"leaky_relu", {K::kLeakyReLU, 0.2}}};
+  for (const auto& [n, a] : kNames) {
+    if (*name == n) return a;
+  }
   return std::nullopt;
 }
 
