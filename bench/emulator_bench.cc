@@ -55,8 +55,38 @@ void BM_Emulator(benchmark::State& state, const char* spec) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
 }
 
+// The general datapath alone (allow_fast_paths = false): what the fast paths are checked against.
+void BM_EmulatorGeneral(benchmark::State& state, const char* spec) {
+  auto cfg = numeric::ResolvePrecision(Banknote(), {spec, ""}, nullptr);
+  auto qm = numeric::QuantizedModel::Build(Banknote(), *cfg, false);
+  const auto in = Inputs();
+  for (auto _ : state) {
+    auto out = qm->Run(in);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+}
+
+// Inputs already in the input format, as hardware receives them (RunRaw).
+void BM_EmulatorRaw(benchmark::State& state, const char* spec) {
+  auto cfg = numeric::ResolvePrecision(Banknote(), {spec, ""}, nullptr);
+  auto qm = numeric::QuantizedModel::Build(Banknote(), *cfg);
+  const auto in = Inputs();
+  numeric::RawBatch raw{in.rows, in.features, {}};
+  for (double v : in.values) raw.values.push_back(numeric::FromDouble(v, cfg->input).raw);
+  const std::vector<numeric::RawBatch> inputs{raw};
+  for (auto _ : state) {
+    auto out = qm->RunRaw(inputs);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+}
+
 BENCHMARK(BM_Float64Reference)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Emulator, fixed_16_6, "fixed<16,6>")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Emulator, fixed_16_6_rnd_sat, "fixed<16,6,RND,SAT>")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_EmulatorRaw, fixed_16_6, "fixed<16,6>")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_EmulatorGeneral, fixed_16_6, "fixed<16,6>")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Emulator, float32, "float32")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Emulator, float16, "float16")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Emulator, bfloat16, "bfloat16")->Unit(benchmark::kMillisecond);

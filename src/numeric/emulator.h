@@ -2,6 +2,7 @@
 // arithmetic, bit for bit. It is the `emu` board's engine and the oracle of RTL co-simulation.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -21,6 +22,45 @@ struct RawBatch {
   std::size_t rows = 0;
   std::size_t features = 0;
   std::vector<RawValue> values;
+};
+
+// FixedFromDouble(x, to), bit for bit, with the format's constants resolved once (the emulator's
+// input conversion). A finite x whose scaled value y = x · 2^F (F = to.fraction_bits()) is exact
+// and below 2^52 in magnitude is rounded on doubles: floor(y) is an exact integer, floor(y) + 1/2
+// is exact, so comparing y with it decides TRN/RND/RND_CONV exactly; in-range results are
+// returned directly. Everything else (NaN, Inf, huge or underflowing values, overflow) goes
+// through FixedFromDouble itself. A randomized test compares both on millions of values.
+class FixedFromDoubleConverter {
+ public:
+  FixedFromDoubleConverter() = default;
+  explicit FixedFromDoubleConverter(const FixedFormat& to);
+
+  FixedValue operator()(double x) const {
+    if (fast_) {
+      const double y = x * scale_;
+      const double ay = std::fabs(y);
+      // ay < 2^52 also rejects NaN and Inf; ay >= min_exact_ rules out a lossy underflow.
+      if (ay < 0x1p52 && ay >= min_exact_) {
+        auto q = static_cast<std::int64_t>(y);  // toward zero; exact integer in a double
+        if (static_cast<double>(q) > y) --q;  // floor
+        if (to_.quantization != Quantization::kTrn) {
+          // Branch-free (the fraction of input data is unpredictable).
+          const double mid = static_cast<double>(q) + 0.5;  // exact: |q| < 2^52
+          const bool tie_up = to_.quantization == Quantization::kRnd || (q & 1) != 0;
+          q += static_cast<int>(y > mid) | (static_cast<int>(y == mid) & static_cast<int>(tie_up));
+        }
+        if (q >= lo_ && q <= hi_) return {q, false};
+      }
+    }
+    return FixedFromDouble(x, to_);
+  }
+
+ private:
+  FixedFormat to_;
+  bool fast_ = false;     // 2^F is a normal double
+  double scale_ = 1;      // 2^F
+  double min_exact_ = 0;  // F < 0: smallest |y| known not to have lost bits (2^-1022)
+  std::int64_t lo_ = 0, hi_ = 0;
 };
 
 struct EmulationResult {
@@ -48,11 +88,13 @@ class QuantizedModel {
   const PrecisionConfig& precision() const { return precision_; }
 
   struct LayerPlan;  // per-layer quantized parameters and datapath choice (emulator.cc)
+  struct Program;    // tensors resolved to buffer slots, input/output conversions (emulator.cc)
 
  private:
   model::Graph graph_;
   PrecisionConfig precision_;
   std::vector<std::shared_ptr<const LayerPlan>> plans_;
+  std::shared_ptr<const Program> program_;
 };
 
 }  // namespace fpgaserve::numeric

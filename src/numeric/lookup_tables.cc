@@ -47,6 +47,26 @@ FunctionTable MakeFunctionTable(TableFunction fn, int size, const FixedFormat& o
   return t;
 }
 
+namespace {
+
+TableIndexer MakeIndexer(int sh, int size, int offset) {
+  TableIndexer t;
+  t.shift = sh < -63 ? -63 : (sh > 40 ? 40 : sh);
+  t.size = size;
+  t.offset = offset;
+  return t;
+}
+
+}  // namespace
+
+TableIndexer MakeTableIndexer(const FixedFormat& in, int size, double range) {
+  return MakeIndexer(Log2Exact(size) - Log2Exact(2 * range) - in.fraction_bits(), size, size / 2);
+}
+
+TableIndexer MakeSoftmaxExpIndexer(int frac, int size) {
+  return MakeIndexer(Log2Exact(size) - Log2Exact(kSoftmaxExpRange) - frac, size, size);
+}
+
 int TableIndex(std::int64_t x_raw, const FixedFormat& in, int size, double range) {
   const int sh = Log2Exact(size) - Log2Exact(2 * range) - in.fraction_bits();
   return Clamp(ShiftFloor(x_raw, sh) + size / 2, 0, size - 1);

@@ -44,4 +44,35 @@ int SoftmaxExpIndex(Wide d_raw, int frac, int size);
 // kSoftmaxInternal.
 std::vector<std::int64_t> MakeReciprocalTable(int size);
 
+// TableIndex / SoftmaxExpIndex with the shift resolved once (the emulator's fast paths): for
+// every int64 input, Index(x) equals the function it was made for. The shift is clamped to
+// [-63, 40], which changes no index (an int64 shifted right by 63 or more is -1 or 0; a nonzero
+// value shifted left by 40 or more is beyond every table).
+struct TableIndexer {
+  int shift = 0;   // floor(x · 2^shift) + offset, clamped to [0, size - 1]
+  int size = 0;
+  int offset = 0;  // N/2 (sigmoid, tanh) or N (softmax exp)
+
+  int Index(std::int64_t x) const {
+    std::int64_t v;
+    if (shift >= 0) {
+      // |x| > 2N is past either end whatever the shift (offset <= N); otherwise x · 2^40 fits.
+      if (x > 2 * static_cast<std::int64_t>(size)) return size - 1;
+      if (x < -2 * static_cast<std::int64_t>(size)) return 0;
+      v = x * (std::int64_t{1} << shift);
+    } else {
+      v = x >> -shift;  // arithmetic shift: floor
+    }
+    v += offset;
+    if (v < 0) return 0;
+    if (v > size - 1) return size - 1;
+    return static_cast<int>(v);
+  }
+};
+
+// The indexer of TableIndex(x, in, size, range).
+TableIndexer MakeTableIndexer(const FixedFormat& in, int size, double range);
+// The indexer of SoftmaxExpIndex(d, frac, size).
+TableIndexer MakeSoftmaxExpIndexer(int frac, int size);
+
 }  // namespace fpgaserve::numeric
