@@ -10,6 +10,8 @@ packages=(
   libprotobuf-dev protobuf-compiler libonnx-dev libhdf5-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   # tests
   libgtest-dev libgmock-dev libbenchmark-dev
+  # hardware: simulation (the sim board), lint, testbenches, synthesis
+  verilator iverilog yosys
   # examples (train.py) and fixture generators: Debian's python3 packages
   python3 python3-numpy python3-torch python3-onnx python3-h5py
 )

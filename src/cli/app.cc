@@ -45,6 +45,8 @@ int RunApp(int argc, char** argv) {
   RegisterInspect(app, &exit_code);
   RegisterEval(app, &exit_code);
   RegisterConvert(app, &exit_code);
+  RegisterCompile(app, &exit_code);
+  RegisterPredict(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -17,8 +17,9 @@ namespace fpgaserve::hw {
 //   input  clk, rst                       synchronous, active-high reset
 //   input  in_valid;  output in_ready;    input  [n_in*in_width-1:0]  in_data
 //   output out_valid; input  out_ready;   output [n_out*out_width-1:0] out_data
-//   output [63:0] out_cycles              cycles from this inference's input handshake to its
-//                                         output becoming valid (stamped by a free-running counter)
+//   output [63:0] out_cycles              cycles since this inference's input handshake (stamped by
+//                                         a free-running counter): the latency when read at the
+//                                         output handshake of an unstalled output
 //   output [63:0] cycle_count             the free-running counter
 // Element i of a vector port occupies bits [i*width +: width], two's complement (or unsigned for
 // ufixed formats) raw values of the element format. A transfer happens when valid && ready.

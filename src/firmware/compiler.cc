@@ -1,0 +1,257 @@
+#include "firmware/compiler.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/file_io.h"
+#include "core/sha256.h"
+#include "core/text.h"
+#include "hw/design.h"
+#include "hw/testbench.h"
+#include "hw/wrappers.h"
+#include "importers/import.h"
+#include "numeric/emulator.h"
+
+namespace fpgaserve::firmware {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kBoards = {"sim"};
+const std::vector<std::string> kInterfaces = {"stream", "axis", "axilite"};
+// What a previous compile wrote into a bundle directory; removed before writing a new bundle.
+const std::vector<std::string> kBundleEntries = {kMetadataFile, kModelFile, kPrecisionFile,
+                                                 "rtl",         "tb",       "sim"};
+
+}  // namespace
+
+Status ValidateCompileOptions(const CompileOptions& o) {
+  auto one_of = [](const std::string& v, const std::vector<std::string>& allowed) {
+    return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
+  };
+  if (!one_of(o.board, kBoards)) {
+    return InvalidArgument("unknown board " + Quote(o.board) +
+                           "; expected one of: " + Join(kBoards, ", "));
+  }
+  if (!one_of(o.interface, kInterfaces)) {
+    return InvalidArgument("unknown interface " + Quote(o.interface) +
+                           "; expected one of: " + Join(kInterfaces, ", "));
+  }
+  if (o.reuse < 1) {
+    return InvalidArgument("reuse factor " + std::to_string(o.reuse) +
+                           "; expected an integer >= 1 (1 = fully parallel)");
+  }
+  if (o.testbench_vectors < 0) {
+    return InvalidArgument("testbench vectors " + std::to_string(o.testbench_vectors) +
+                           "; expected >= 0");
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// Written first into every bundle directory, so a compile that failed halfway (no metadata.json
+// yet) leaves a directory the next compile recognizes as its own and may replace.
+constexpr const char* kBundleMarker = ".fpgaserve-bundle";
+
+bool IsBundle(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir / kBundleMarker, ec)) return true;
+  auto text = ReadFile((dir / kMetadataFile).string(), 16 << 20);
+  return text.ok() && ParseBundleMetadata(*text, kMetadataFile).ok();
+}
+
+// Creates the directory, or clears a previous bundle from it; anything else is refused so a
+// typo in -o never deletes a user's files.
+Status PrepareOutputDir(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    if (!fs::is_directory(dir, ec)) {
+      return InvalidArgument(dir.string() + ": exists and is not a directory");
+    }
+    const bool empty = fs::is_empty(dir, ec);
+    if (!empty && !IsBundle(dir)) {
+      return InvalidArgument(dir.string() +
+                             ": exists, is not empty and is not a firmware bundle; refusing to "
+                             "write into it (choose a new or empty directory)");
+    }
+    // metadata.json first: from here on the directory no longer claims to be a bundle.
+    for (const auto& entry : kBundleEntries) {
+      fs::remove_all(dir / entry, ec);
+      if (ec) return InvalidArgument((dir / entry).string() + ": cannot remove: " + ec.message());
+    }
+  }
+  fs::create_directories(dir, ec);
+  if (ec) return InvalidArgument(dir.string() + ": cannot create: " + ec.message());
+  return WriteFileAtomic((dir / kBundleMarker).string(),
+                         "a firmware bundle written by fpgaserve compile\n");
+}
+
+std::vector<std::int64_t> BatchShape(const model::Shape& shape) {
+  std::vector<std::int64_t> s{-1};
+  s.insert(s.end(), shape.begin(), shape.end());
+  return s;
+}
+
+// The content address: what the firmware computes and how it talks, not where it was built.
+std::string ContentId(const std::string& model_json, const std::string& precision_json,
+                      const std::vector<hw::VerilogFile>& rtl, const CompileOptions& o) {
+  Sha256 h;
+  auto part = [&h](const std::string& name, const std::string& content) {
+    h.Update(name + '\0' + std::to_string(content.size()) + '\0');
+    h.Update(content);
+  };
+  part("fpgaserve-bundle", "v1");
+  part("board", o.board);
+  part(kModelFile, model_json);
+  part(kPrecisionFile, precision_json);
+  std::vector<const hw::VerilogFile*> sorted;
+  sorted.reserve(rtl.size());
+  for (const auto& f : rtl) sorted.push_back(&f);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  for (const auto* f : sorted) part("rtl/" + f->name, f->text);
+  part("reuse", std::to_string(o.reuse));
+  part("interface", o.interface);
+  return h.FinishHex();
+}
+
+bool SamePrecision(const numeric::PrecisionConfig& a, const numeric::PrecisionConfig& b) {
+  if (!(a.input == b.input) || a.softmax != b.softmax || a.layers.size() != b.layers.size()) {
+    return false;
+  }
+  for (const auto& [name, p] : a.layers) {
+    auto it = b.layers.find(name);
+    if (it == b.layers.end()) return false;
+    const auto& q = it->second;
+    if (!(p.weight == q.weight && p.bias == q.bias && p.accum == q.accum && p.result == q.result &&
+          p.table_size == q.table_size)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status CheckDesignMatchesModel(const hw::HwDesign& d, const model::Graph& g,
+                               const numeric::PrecisionConfig& p) {
+  if (g.inputs.size() != 1 || g.outputs.size() != 1) {
+    return Unimplemented("the hardware supports one input and one output tensor; the model has " +
+                         std::to_string(g.inputs.size()) + " and " +
+                         std::to_string(g.outputs.size()));
+  }
+  const auto n_in = model::ElementCount(g.inputs[0].shape);
+  const auto n_out = model::ElementCount(g.outputs[0].shape);
+  if (d.n_in != n_in || d.n_out != n_out || !p.input.is_fixed() ||
+      !(p.input.fixed() == d.in_format)) {
+    return Internal("generated design ports (" + std::to_string(d.n_in) + " x " +
+                    d.in_format.ToString() + " -> " + std::to_string(d.n_out) + " x " +
+                    d.out_format.ToString() + ") do not match the model (" + std::to_string(n_in) +
+                    " x " + p.input.ToString() + " -> " + std::to_string(n_out) + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::string& out_dir,
+                                      const CompileOptions& options) {
+  RETURN_IF_ERROR(ValidateCompileOptions(options));
+  numeric::PrecisionRequest request = options.precision;
+  if (request.spec.empty() && request.config_file.empty()) request.spec = kDefaultPrecision;
+  numeric::CalibrationRanges ranges;
+  if (options.calibration != nullptr) {
+    ASSIGN_OR_RETURN(ranges, numeric::Calibrate(graph, *options.calibration));
+  }
+  ASSIGN_OR_RETURN(
+      numeric::PrecisionConfig precision,
+      numeric::ResolvePrecision(graph, request, options.calibration ? &ranges : nullptr));
+  // Building the emulator first rejects what F2 cannot quantize with its own clear message.
+  ASSIGN_OR_RETURN(numeric::QuantizedModel quantized,
+                   numeric::QuantizedModel::Build(graph, precision));
+  hw::HwOptions hw_options;
+  hw_options.reuse = options.reuse;
+  ASSIGN_OR_RETURN(hw::HwDesign design, hw::GenerateDesign(graph, precision, hw_options));
+  RETURN_IF_ERROR(CheckDesignMatchesModel(design, graph, precision));
+
+  // The remaining pure steps come before any file is touched, so their errors leave no trace.
+  std::vector<hw::VerilogFile> rtl = design.files;
+  if (options.interface != "stream") {
+    ASSIGN_OR_RETURN(hw::VerilogFile wrapper,
+                     hw::GenerateInterfaceWrapper(design, options.interface));
+    rtl.push_back(std::move(wrapper));
+  }
+  std::vector<hw::VerilogFile> testbench;
+  if (options.testbench_vectors > 0) {
+    ASSIGN_OR_RETURN(testbench, hw::GenerateTestbench(design, quantized, options.testbench_vectors,
+                                                      options.testbench_seed));
+  }
+
+  const fs::path dir = fs::absolute(out_dir);
+  RETURN_IF_ERROR(PrepareOutputDir(dir));
+  const std::string model_json = importers::ExportNative(graph);
+  const std::string precision_json = PrecisionConfigJson(precision);
+  RETURN_IF_ERROR(WriteFileAtomic((dir / kModelFile).string(), model_json));
+  RETURN_IF_ERROR(WriteFileAtomic((dir / kPrecisionFile).string(), precision_json));
+
+  // The emu board reads the bundle back; prove here that it gets exactly this configuration.
+  ASSIGN_OR_RETURN(model::Graph reread, importers::ImportModel((dir / kModelFile).string()));
+  ASSIGN_OR_RETURN(
+      numeric::PrecisionConfig reread_precision,
+      numeric::ResolvePrecision(reread, {"", (dir / kPrecisionFile).string()}, nullptr));
+  if (!SamePrecision(precision, reread_precision)) {
+    return Internal((dir / kPrecisionFile).string() +
+                    ": reads back as a different precision configuration");
+  }
+
+  toolchain::SimCoreSpec sim;
+  for (const auto& f : design.files) sim.verilog.push_back({f.name, f.text});
+  sim.n_in = design.n_in;
+  sim.n_out = design.n_out;
+  sim.in_width = design.in_width();
+  sim.out_width = design.out_width();
+  sim.out_signed = design.out_format.is_signed;
+  sim.latency_cycles = design.latency_cycles;
+  sim.initiation_interval = design.initiation_interval;
+  ASSIGN_OR_RETURN(toolchain::SimBuildResult built,
+                   toolchain::BuildSimLibrary(sim, dir.string(), options.sim));
+  for (const auto& f : rtl)
+    RETURN_IF_ERROR(WriteFileAtomic((dir / "rtl" / f.name).string(), f.text));
+
+  if (!testbench.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir / "tb", ec);
+    if (ec) return InvalidArgument((dir / "tb").string() + ": cannot create: " + ec.message());
+    for (const auto& f : testbench) {
+      RETURN_IF_ERROR(WriteFileAtomic((dir / "tb" / f.name).string(), f.text));
+    }
+  }
+
+  CompileResult result;
+  result.sim_cache_hit = built.cache_hit;
+  BundleMetadata& m = result.metadata;
+  m.id = ContentId(model_json, precision_json, rtl, options);
+  m.board = options.board;
+  m.precision = precision.spec;
+  m.reuse = options.reuse;
+  m.interface = options.interface;
+  m.latency_cycles = design.latency_cycles;
+  m.initiation_interval = design.initiation_interval;
+  const auto& in = graph.inputs[0];
+  const auto& out = graph.outputs[0];
+  m.inputs = {
+      {in.name, BatchShape(in.shape), model::DataTypeName(in.dtype), design.in_format.ToString()}};
+  m.outputs = {{out.name, BatchShape(out.shape), model::DataTypeName(out.dtype),
+                design.out_format.ToString()}};
+  m.layers = design.layers;
+  m.n_inputs = design.n_in;
+  m.n_outputs = design.n_out;
+  m.flavor = FlavorOf(options.interface);
+  m.input_format = design.in_format;
+  m.output_format = design.out_format;
+  ASSIGN_OR_RETURN(m.files, ListBundleFiles(dir.string()));
+  // Written last: a directory with metadata.json is a complete bundle.
+  RETURN_IF_ERROR(WriteFileAtomic((dir / kMetadataFile).string(), MetadataToJson(m)));
+  return result;
+}
+
+}  // namespace fpgaserve::firmware

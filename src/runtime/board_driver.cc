@@ -1,0 +1,50 @@
+#include "runtime/board_driver.h"
+
+#include "core/text.h"
+#include "firmware/bundle.h"
+#include "runtime/batch_validation.h"
+#include "runtime/emu_driver.h"
+#include "runtime/sim_driver.h"
+
+namespace fpgaserve::runtime {
+
+Status ValidateInputBatch(const numeric::RawBatch& inputs, const firmware::BundleMetadata& m) {
+  if (inputs.features != static_cast<std::size_t>(m.n_inputs) ||
+      inputs.values.size() != inputs.rows * inputs.features) {
+    return InvalidArgument("input batch has " + std::to_string(inputs.features) +
+                           " elements per row (" + std::to_string(inputs.values.size()) +
+                           " values for " + std::to_string(inputs.rows) +
+                           " rows); the firmware expects " + std::to_string(m.n_inputs));
+  }
+  if (inputs.rows > kMaxBatchRows) {
+    return ResourceExhausted("input batch has " + std::to_string(inputs.rows) +
+                             " rows; the limit is " + std::to_string(kMaxBatchRows));
+  }
+  const std::int64_t lo = m.input_format.min_raw(), hi = m.input_format.max_raw();
+  for (std::size_t i = 0; i < inputs.values.size(); ++i) {
+    const auto v = inputs.values[i];
+    if (v < lo || v > hi) {
+      return InvalidArgument("input row " + std::to_string(i / inputs.features) + " element " +
+                             std::to_string(i % inputs.features) + ": raw value " +
+                             std::to_string(v) + " outside " + m.input_format.ToString() +
+                             " (expected " + std::to_string(lo) + ".." + std::to_string(hi) + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<BoardDriver>> OpenBoardDriver(const std::string& kind,
+                                                     const std::string& bundle_dir) {
+  if (kind != "emu" && kind != "sim") {
+    return InvalidArgument("unknown driver " + Quote(kind) + "; expected emu or sim");
+  }
+  ASSIGN_OR_RETURN(firmware::BundleMetadata metadata, firmware::ReadBundleMetadata(bundle_dir));
+  if (kind == "sim" && metadata.board != "sim") {
+    return InvalidArgument(bundle_dir + ": firmware for board " + Quote(metadata.board) +
+                           " cannot run on the sim driver");
+  }
+  if (kind == "emu") return OpenEmuDriver(bundle_dir, metadata);
+  return OpenSimDriver(bundle_dir, metadata);
+}
+
+}  // namespace fpgaserve::runtime
