@@ -33,7 +33,12 @@ struct PredictReport {
   std::size_t samples = 0;
   bool has_accuracy = false;
   double accuracy = 0;
-  std::uint64_t latency_cycles = 0;
+  std::uint64_t latency_cycles = 0;  // the design's latency (metadata)
+  // Per-inference out_cycles stamps measured by the board (empty for boards without a counter):
+  // the minimum equals latency_cycles; the maximum includes waiting behind earlier inputs.
+  bool has_observed = false;
+  std::uint64_t observed_min = 0;
+  std::uint64_t observed_max = 0;
   int initiation_interval = 1;
   double inferences_per_second = 0;
   std::uint64_t device_cycles = 0;
@@ -99,8 +104,11 @@ Result<PredictReport> Predict(const PredictFlags& f) {
   report.initiation_interval = m.initiation_interval;
   report.latency_cycles = static_cast<std::uint64_t>(m.latency_cycles);
   if (!result.latency_cycles.empty()) {
-    report.latency_cycles =
-        *std::max_element(result.latency_cycles.begin(), result.latency_cycles.end());
+    const auto [lo, hi] =
+        std::minmax_element(result.latency_cycles.begin(), result.latency_cycles.end());
+    report.has_observed = true;
+    report.observed_min = *lo;
+    report.observed_max = *hi;
   }
 
   model::SampleBatch out{result.outputs.rows, result.outputs.features, {}};
@@ -133,6 +141,9 @@ void Print(const PredictFlags& f, const PredictReport& r) {
     if (r.has_accuracy) j["accuracy"] = r.accuracy;
     j["latency_cycles"] = r.latency_cycles;
     j["initiation_interval"] = r.initiation_interval;
+    if (r.has_observed) {
+      j["observed_cycles"] = {{"min", r.observed_min}, {"max", r.observed_max}};
+    }
     j["inferences_per_second"] = r.inferences_per_second;
     j["device_cycles"] = r.device_cycles;
     j["driver"] = f.driver;
@@ -143,8 +154,12 @@ void Print(const PredictFlags& f, const PredictReport& r) {
   std::cout << "samples: " << r.samples << "\n";
   if (r.has_accuracy) std::cout << "accuracy: " << FormatDouble(r.accuracy) << "\n";
   std::cout << "latency: " << r.latency_cycles << " cycles, initiation interval "
-            << r.initiation_interval << "\n"
-            << "device cycles: " << r.device_cycles << "\n"
+            << r.initiation_interval << "\n";
+  if (r.has_observed) {
+    std::cout << "cycles per inference (measured): min " << r.observed_min << ", max "
+              << r.observed_max << " (the max includes waiting behind earlier inputs)\n";
+  }
+  std::cout << "device cycles: " << r.device_cycles << "\n"
             << "inferences/s (" << f.driver
             << " driver, host wall clock): " << FormatDouble(std::round(r.inferences_per_second))
             << "\n";

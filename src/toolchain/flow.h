@@ -1,0 +1,52 @@
+// What a board's synthesis flow (iCE40 open flow, Xilinx/Vivado, Vitis) returns to the compile
+// driver, and what it is given. Each flow writes under the bundle directory: reports/*.json,
+// logs/<stage>.log, and its bitstream (or the scripts a user runs with the vendor tools).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "boards/board.h"
+#include "core/status.h"
+#include "hw/design.h"
+
+namespace fpgaserve::toolchain {
+
+struct FlowRequest {
+  const hw::HwDesign* design = nullptr;  // the core (`fpgaserve_core` and its modules)
+  boards::Board board;
+  std::string bundle_dir;  // absolute; rtl/ already holds the core and the chosen wrapper
+  std::string interface;   // the core wrapper in rtl/: "stream" | "axis" | "axilite"
+  std::chrono::seconds stage_timeout{std::chrono::minutes(20)};
+};
+
+struct StageTiming {
+  std::string stage;  // "synth", "place_route", "pack", "vivado", "package_xo", "v++"
+  double seconds = 0;
+};
+
+struct UtilizationReport {
+  // Family units as in boards::Resources; -1 when the tool did not report the resource.
+  std::int64_t lut = -1;
+  std::int64_t ff = -1;
+  std::int64_t dsp = -1;
+  std::int64_t bram = -1;
+  std::map<std::string, std::int64_t> cells;  // raw cell counts ("SB_LUT4": 812, "DSP48E1": 4)
+  std::string source;                         // "yosys synth_ice40", "nextpnr-ice40", ...
+};
+
+struct FlowResult {
+  UtilizationReport utilization;  // the best report the flow has (place & route over synthesis)
+  double clock_mhz = 0;           // the clock the design was built for
+  double fmax_mhz = 0;            // from static timing; 0 when the flow did not time the design
+  // "built" (path relative to the bundle dir exists) or "needs-vendor-tools" (command says how)
+  std::string bitstream_status;
+  std::string bitstream_path;
+  std::string bitstream_command;
+  std::vector<StageTiming> stages;
+  std::map<std::string, std::string> tool_versions;  // "yosys": "0.23", "nextpnr-ice40": "..."
+};
+
+}  // namespace fpgaserve::toolchain
