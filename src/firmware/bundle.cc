@@ -90,7 +90,103 @@ bool SafeRelativePath(const std::string& p) {
   return true;
 }
 
+OJson OrNull(std::int64_t v) { return v < 0 ? OJson(nullptr) : OJson(v); }
+OJson OrNull(double v) { return v <= 0 ? OJson(nullptr) : OJson(v); }
+
+// An optional non-negative integer: null (or absent) means unknown (-1).
+Result<std::int64_t> OptCount(const jf::Json& obj, std::string_view key, const std::string& w) {
+  auto it = obj.find(std::string(key));
+  if (it == obj.end() || it->is_null()) return std::int64_t{-1};
+  const std::string at = jf::Child(w, key);
+  ASSIGN_OR_RETURN(std::int64_t n, jf::Integer(*it, at));
+  if (n < 0) return InvalidArgument(at + ": " + std::to_string(n) + "; expected >= 0 or null");
+  return n;
+}
+
+Result<double> OptMhz(const jf::Json& obj, std::string_view key, const std::string& w) {
+  auto it = obj.find(std::string(key));
+  if (it == obj.end() || it->is_null()) return 0.0;
+  const std::string at = jf::Child(w, key);
+  if (!it->is_number()) return InvalidArgument(at + ": expected a number (MHz) or null");
+  const double v = it->get<double>();
+  if (!(v > 0 && v < 1e5)) return InvalidArgument(at + ": " + FormatDouble(v) + "; expected > 0");
+  return v;
+}
+
+Status ParseBuildFacts(const jf::Json& doc, const std::string& w, BundleMetadata& m) {
+  ASSIGN_OR_RETURN(const jf::Json* res, jf::Member(doc, "resources", w));
+  const std::string rw = w + ".resources";
+  if (!res->is_object()) return InvalidArgument(rw + ": expected an object");
+  ASSIGN_OR_RETURN(m.resources.lut, OptCount(*res, "lut", rw));
+  ASSIGN_OR_RETURN(m.resources.ff, OptCount(*res, "ff", rw));
+  ASSIGN_OR_RETURN(m.resources.dsp, OptCount(*res, "dsp", rw));
+  ASSIGN_OR_RETURN(m.resources.bram, OptCount(*res, "bram", rw));
+  ASSIGN_OR_RETURN(m.resources.lut_kind, Str(*res, "lut_kind", rw));
+  ASSIGN_OR_RETURN(m.resources.source, Str(*res, "source", rw));
+  ASSIGN_OR_RETURN(const jf::Json* timing, jf::Member(doc, "timing", w));
+  if (!timing->is_object()) return InvalidArgument(w + ".timing: expected an object");
+  ASSIGN_OR_RETURN(m.clock_mhz, OptMhz(*timing, "clock_mhz", w + ".timing"));
+  ASSIGN_OR_RETURN(m.fmax_mhz, OptMhz(*timing, "fmax_mhz", w + ".timing"));
+  ASSIGN_OR_RETURN(const jf::Json* bit, jf::Member(doc, "bitstream", w));
+  const std::string bw = w + ".bitstream";
+  if (!bit->is_object()) return InvalidArgument(bw + ": expected an object");
+  ASSIGN_OR_RETURN(m.bitstream.status, Str(*bit, "status", bw));
+  if (m.bitstream.status != "built" && m.bitstream.status != "needs-vendor-tools") {
+    return InvalidArgument(bw + ".status: " + Quote(m.bitstream.status) +
+                           "; expected built or needs-vendor-tools");
+  }
+  ASSIGN_OR_RETURN(m.bitstream.path, Str(*bit, "path", bw));
+  ASSIGN_OR_RETURN(m.bitstream.command, Str(*bit, "command", bw));
+  if (m.bitstream.status == "built" && !SafeRelativePath(m.bitstream.path)) {
+    return InvalidArgument(bw + ".path: " + Quote(m.bitstream.path) +
+                           "; expected a relative path inside the bundle");
+  }
+  if (auto it = doc.find("toolchain"); it != doc.end()) {
+    if (!it->is_object()) return InvalidArgument(w + ".toolchain: expected an object");
+    for (const auto& [tool, version] : it->items()) {
+      if (!version.is_string()) {
+        return InvalidArgument(w + ".toolchain." + tool + ": expected a version string");
+      }
+      m.toolchain[tool] = version.get<std::string>();
+    }
+  }
+  if (auto it = doc.find("build_stages"); it != doc.end()) {
+    ASSIGN_OR_RETURN(const jf::Json::array_t* arr, jf::Array(*it, w + ".build_stages"));
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string at = jf::Child(w + ".build_stages", i);
+      StageTime t;
+      ASSIGN_OR_RETURN(t.stage, Str((*arr)[i], "stage", at));
+      ASSIGN_OR_RETURN(const jf::Json* sec, jf::Member((*arr)[i], "seconds", at));
+      if (!sec->is_number() || sec->get<double>() < 0) {
+        return InvalidArgument(at + ".seconds: expected a number >= 0");
+      }
+      t.seconds = sec->get<double>();
+      m.stages.push_back(std::move(t));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+std::string RoleOf(const std::string& path, const std::string& bitstream_path) {
+  auto starts = [&path](std::string_view p) { return path.rfind(p, 0) == 0; };
+  auto ends = [&path](std::string_view e) {
+    return path.size() >= e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0;
+  };
+  if (!bitstream_path.empty() && path == bitstream_path) return "bitstream";
+  if (path == kSimLibraryFile) return "sim-library";
+  if (path == kModelFile) return "model";
+  if (path == kPrecisionFile) return "precision";
+  if (ends(".hwh")) return "hwh";
+  if (starts("rtl/")) return "rtl";
+  if (starts("tb/")) return "testbench";
+  if (starts("reports/")) return "report";
+  if (starts("logs/")) return "log";
+  if (starts("scripts/") || starts("vivado/") || starts("vitis/")) return "script";
+  if (starts("sim/")) return "sim-library";
+  return "other";
+}
 
 std::string FlavorOf(const std::string& interface) {
   if (interface == "axis") return "axist";
@@ -109,8 +205,18 @@ std::string MetadataToJson(const BundleMetadata& m) {
                            {"multipliers", l.multipliers}});
   }
   OJson files = OJson::array();
-  for (const auto& f : m.files) files.push_back(OJson{{"path", f.path}, {"sha256", f.sha256}});
-  OJson j{{"id", m.id},
+  for (const auto& f : m.files) {
+    files.push_back(OJson{{"path", f.path},
+                          {"sha256", f.sha256},
+                          {"role", RoleOf(f.path, m.bitstream.path)}});
+  }
+  OJson stages = OJson::array();
+  for (const auto& t : m.stages) stages.push_back(OJson{{"stage", t.stage}, {"seconds", t.seconds}});
+  OJson toolchain = OJson::object();
+  for (const auto& [tool, version] : m.toolchain) toolchain[tool] = version;
+  OJson j{{"schema_version", m.schema_version},
+          {"generator", "fpgaserve " + m.generator_version},
+          {"id", m.id},
           {"board", m.board},
           {"precision", m.precision},
           {"reuse", m.reuse},
@@ -120,6 +226,20 @@ std::string MetadataToJson(const BundleMetadata& m) {
           {"inputs", TensorsJson(m.inputs)},
           {"outputs", TensorsJson(m.outputs)},
           {"layers", layers},
+          {"resources",
+           {{"lut", OrNull(m.resources.lut)},
+            {"ff", OrNull(m.resources.ff)},
+            {"dsp", OrNull(m.resources.dsp)},
+            {"bram", OrNull(m.resources.bram)},
+            {"lut_kind", m.resources.lut_kind},
+            {"source", m.resources.source}}},
+          {"timing", {{"clock_mhz", OrNull(m.clock_mhz)}, {"fmax_mhz", OrNull(m.fmax_mhz)}}},
+          {"bitstream",
+           {{"status", m.bitstream.status},
+            {"path", m.bitstream.path},
+            {"command", m.bitstream.command}}},
+          {"toolchain", toolchain},
+          {"build_stages", stages},
           {"files", files},
           {"n_inputs", m.n_inputs},
           {"n_outputs", m.n_outputs},
@@ -135,6 +255,17 @@ Result<BundleMetadata> ParseBundleMetadata(std::string_view text, const std::str
   if (!doc.is_object())
     return InvalidArgument(w + ": expected an object, found " + jf::TypeName(doc));
   BundleMetadata m;
+  ASSIGN_OR_RETURN(m.schema_version, IntIn(doc, "schema_version", w, 1, 1 << 20));
+  if (m.schema_version != kSchemaVersion) {
+    return InvalidArgument(w + ".schema_version: " + std::to_string(m.schema_version) +
+                           "; expected " + std::to_string(kSchemaVersion) +
+                           " (recompile the bundle with this fpgaserve)");
+  }
+  ASSIGN_OR_RETURN(std::string generator, Str(doc, "generator", w));
+  if (generator.rfind("fpgaserve ", 0) != 0) {
+    return InvalidArgument(w + ".generator: " + Quote(generator) + "; expected 'fpgaserve <version>'");
+  }
+  m.generator_version = generator.substr(10);
   ASSIGN_OR_RETURN(std::string predictor, Str(doc, "predictor", w));
   if (predictor != "fpgaserve") {
     return InvalidArgument(w + ".predictor: " + Quote(predictor) + "; expected 'fpgaserve'");
@@ -162,6 +293,7 @@ Result<BundleMetadata> ParseBundleMetadata(std::string_view text, const std::str
                            std::to_string(m.n_outputs) + ") disagree with the tensor shapes");
   }
   ASSIGN_OR_RETURN(m.flavor, Str(doc, "flavor", w));
+  RETURN_IF_ERROR(ParseBuildFacts(doc, w, m));
   auto fixed = [&](const std::string& spec, const std::string& at) -> Result<numeric::FixedFormat> {
     auto f = numeric::ParseFixedFormat(spec);
     if (!f.ok()) return f.status().WithContext(at);
@@ -196,7 +328,14 @@ Result<BundleMetadata> ParseBundleMetadata(std::string_view text, const std::str
                              "; expected a relative path inside the bundle");
     }
     ASSIGN_OR_RETURN(f.sha256, Str((*farr)[i], "sha256", at));
+    f.role = RoleOf(f.path, m.bitstream.path);
     m.files.push_back(std::move(f));
+  }
+  if (m.bitstream.status == "built" &&
+      std::none_of(m.files.begin(), m.files.end(),
+                   [&m](const BundleFile& f) { return f.path == m.bitstream.path; })) {
+    return InvalidArgument(w + ".bitstream.path: " + Quote(m.bitstream.path) +
+                           " is not among the bundle's files");
   }
   return m;
 }

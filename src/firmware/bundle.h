@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,37 @@ struct TensorMetadata {
 struct BundleFile {
   std::string path;  // relative to the bundle directory, '/'-separated
   std::string sha256;
+  // What the file is for, derived from its path (RoleOf): bitstream, sim-library, rtl,
+  // testbench, model, precision, report, log, script, hwh, other.
+  std::string role;
+};
+
+inline constexpr int kSchemaVersion = 2;
+
+// Resources in the board family's units (boards/README: LUT4 on iCE40, LUT6 on AMD); -1 unknown.
+struct ResourceFigures {
+  std::int64_t lut = -1;
+  std::int64_t ff = -1;
+  std::int64_t dsp = -1;
+  std::int64_t bram = -1;
+  std::string lut_kind;  // "LUT4" | "LUT6"
+  std::string source;    // "estimate", "yosys synth_ice40", "nextpnr-ice40", "vivado", ...
+};
+
+struct BitstreamInfo {
+  std::string status = "built";  // "built" | "needs-vendor-tools"
+  std::string path;              // relative to the bundle; set when built
+  std::string command;           // how it was (or is to be) built
+};
+
+struct StageTime {
+  std::string stage;
+  double seconds = 0;
 };
 
 struct BundleMetadata {
+  int schema_version = kSchemaVersion;
+  std::string generator_version;  // fpgaserve's version that wrote the bundle
   std::string id;  // content address: sha256 over model, precision, RTL, reuse and interface
   std::string board;
   std::string precision;  // the spec the user asked for
@@ -42,6 +71,12 @@ struct BundleMetadata {
   std::vector<TensorMetadata> outputs;
   std::vector<hw::LayerSchedule> layers;
   std::vector<BundleFile> files;
+  ResourceFigures resources;
+  double clock_mhz = 0;  // the clock the firmware was built for
+  double fmax_mhz = 0;   // from static timing; 0 when not timed (sim, estimate only)
+  BitstreamInfo bitstream;
+  std::map<std::string, std::string> toolchain;  // tool -> version
+  std::vector<StageTime> stages;                 // build stages and their wall-clock seconds
   // Derived from the fields above (the seed prototype's keys): n_inputs and n_outputs count
   // elements, flavor names the interface as the board server knows it.
   std::int64_t n_inputs = 0;
@@ -52,6 +87,9 @@ struct BundleMetadata {
   numeric::FixedFormat input_format;
   numeric::FixedFormat output_format;
 };
+
+// The role of a bundle file from its path (see BundleFile::role).
+std::string RoleOf(const std::string& path, const std::string& bitstream_path);
 
 // "axist" for axis, "aximm" for axilite, "stream" otherwise.
 std::string FlavorOf(const std::string& interface);

@@ -1,10 +1,13 @@
 #include "firmware/compiler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include "core/file_io.h"
 #include "core/sha256.h"
+#include "core/subprocess.h"
+#include "core/version.h"
 #include "core/text.h"
 #include "hw/design.h"
 #include "hw/testbench.h"
@@ -102,7 +105,8 @@ std::string ContentId(const std::string& model_json, const std::string& precisio
     h.Update(name + '\0' + std::to_string(content.size()) + '\0');
     h.Update(content);
   };
-  part("fpgaserve-bundle", "v1");
+  part("fpgaserve-bundle", "v2");
+  part("generator", kVersion);
   part("board", o.board);
   part(kModelFile, model_json);
   part(kPrecisionFile, precision_json);
@@ -114,6 +118,21 @@ std::string ContentId(const std::string& model_json, const std::string& precisio
   part("reuse", std::to_string(o.reuse));
   part("interface", o.interface);
   return h.FinishHex();
+}
+
+// "5.006 2023-01-22" from `verilator --version`; "unknown" when it does not answer.
+std::string VerilatorVersion() {
+  SubprocessOptions o;
+  o.timeout = std::chrono::seconds(10);
+  auto r = RunSubprocess({"verilator", "--version"}, o);
+  if (!r.ok() || !r->success()) return "unknown";
+  std::string v(Trim(r->stdout_text));
+  if (v.rfind("Verilator ", 0) == 0) v = v.substr(10);
+  return v.substr(0, v.find(" rev"));
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 bool SamePrecision(const numeric::PrecisionConfig& a, const numeric::PrecisionConfig& b) {
@@ -156,6 +175,8 @@ Status CheckDesignMatchesModel(const hw::HwDesign& d, const model::Graph& g,
 Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::string& out_dir,
                                       const CompileOptions& options) {
   RETURN_IF_ERROR(ValidateCompileOptions(options));
+  std::vector<StageTime> stages;
+  auto t0 = std::chrono::steady_clock::now();
   numeric::PrecisionRequest request = options.precision;
   if (request.spec.empty() && request.config_file.empty()) request.spec = kDefaultPrecision;
   numeric::CalibrationRanges ranges;
@@ -186,6 +207,7 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
                                                       options.testbench_seed));
   }
 
+  stages.push_back({"generate", SecondsSince(t0)});
   const fs::path dir = fs::absolute(out_dir);
   RETURN_IF_ERROR(PrepareOutputDir(dir));
   const std::string model_json = importers::ExportNative(graph);
@@ -212,8 +234,10 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   sim.out_signed = design.out_format.is_signed;
   sim.latency_cycles = design.latency_cycles;
   sim.initiation_interval = design.initiation_interval;
+  t0 = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(toolchain::SimBuildResult built,
                    toolchain::BuildSimLibrary(sim, dir.string(), options.sim));
+  stages.push_back({built.cache_hit ? "verilator (cached)" : "verilator", SecondsSince(t0)});
   for (const auto& f : rtl)
     RETURN_IF_ERROR(WriteFileAtomic((dir / "rtl" / f.name).string(), f.text));
 
@@ -229,6 +253,7 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   CompileResult result;
   result.sim_cache_hit = built.cache_hit;
   BundleMetadata& m = result.metadata;
+  m.generator_version = kVersion;
   m.id = ContentId(model_json, precision_json, rtl, options);
   m.board = options.board;
   m.precision = precision.spec;
@@ -248,6 +273,10 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   m.flavor = FlavorOf(options.interface);
   m.input_format = design.in_format;
   m.output_format = design.out_format;
+  m.clock_mhz = 100;
+  m.bitstream = {"built", kSimLibraryFile, "verilator (the sim board's library)"};
+  m.toolchain["verilator"] = VerilatorVersion();
+  m.stages = std::move(stages);
   ASSIGN_OR_RETURN(m.files, ListBundleFiles(dir.string()));
   // Written last: a directory with metadata.json is a complete bundle.
   RETURN_IF_ERROR(WriteFileAtomic((dir / kMetadataFile).string(), MetadataToJson(m)));

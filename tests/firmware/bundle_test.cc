@@ -27,10 +27,19 @@ BundleMetadata Sample() {
   m.inputs = {{"input", {-1, 4}, "FP32", "fixed<16,6>"}};
   m.outputs = {{"probs", {-1, 2}, "FP32", "ufixed<8,0,RND,SAT>"}};
   m.layers = {{"fc1", "Dense", 2, 3, 2, 32}, {"act", "Softmax", 1, 4, 1, 0}};
-  m.files = {{"model.json", Sha256Hex("m")}, {"rtl/fpgaserve_core.v", Sha256Hex("v")}};
+  m.files = {{"bitstream.bin", Sha256Hex("b")},
+             {"model.json", Sha256Hex("m")},
+             {"rtl/fpgaserve_core.v", Sha256Hex("v")}};
   m.n_inputs = 4;
   m.n_outputs = 2;
   m.flavor = FlavorOf("axis");
+  m.generator_version = "9.9.9";
+  m.resources = {812, 400, 4, -1, "LUT4", "nextpnr-ice40"};
+  m.clock_mhz = 12;
+  m.fmax_mhz = 31.5;
+  m.bitstream = {"built", "bitstream.bin", "icepack top.asc bitstream.bin"};
+  m.toolchain = {{"yosys", "0.23"}, {"nextpnr-ice40", "0.4"}};
+  m.stages = {{"synth", 3.5}, {"place_route", 7.25}};
   return m;
 }
 
@@ -55,8 +64,22 @@ TEST(BundleTest, MetadataRoundTrip) {
   EXPECT_FALSE(back->output_format.is_signed);
   ASSERT_EQ(back->layers.size(), 2u);
   EXPECT_EQ(back->layers[0].multipliers, 32);
-  ASSERT_EQ(back->files.size(), 2u);
-  EXPECT_EQ(back->files[1].path, "rtl/fpgaserve_core.v");
+  ASSERT_EQ(back->files.size(), 3u);
+  EXPECT_EQ(back->files[2].path, "rtl/fpgaserve_core.v");
+  EXPECT_EQ(back->files[0].role, "bitstream");
+  EXPECT_EQ(back->files[2].role, "rtl");
+  EXPECT_EQ(j["schema_version"], kSchemaVersion);
+  EXPECT_EQ(j["generator"], "fpgaserve 9.9.9");
+  EXPECT_EQ(j["resources"]["lut"], 812);
+  EXPECT_TRUE(j["resources"]["bram"].is_null());
+  EXPECT_EQ(j["timing"]["clock_mhz"], 12.0);
+  EXPECT_EQ(j["bitstream"]["status"], "built");
+  EXPECT_EQ(back->resources.bram, -1);
+  EXPECT_EQ(back->resources.source, "nextpnr-ice40");
+  EXPECT_DOUBLE_EQ(back->fmax_mhz, 31.5);
+  EXPECT_EQ(back->toolchain.at("yosys"), "0.23");
+  ASSERT_EQ(back->stages.size(), 2u);
+  EXPECT_DOUBLE_EQ(back->stages[1].seconds, 7.25);
   EXPECT_EQ(MetadataToJson(*back), text);
   EXPECT_EQ(FlavorOf("axilite"), "aximm");
   EXPECT_EQ(FlavorOf("stream"), "stream");
@@ -83,6 +106,16 @@ TEST(BundleTest, ValidationNamesTheField) {
   expect_error("n_inputs", 5, "disagree with the tensor shapes");
   expect_error("files", nlohmann::json::array({{{"path", "../x"}, {"sha256", "0"}}}),
                "m.json.files[0].path");
+  expect_error("files", nlohmann::json::array({{{"path", "model.json"}, {"sha256", "0"}}}),
+               "m.json.bitstream.path: 'bitstream.bin' is not among the bundle's files");
+  expect_error("schema_version", 1, "m.json.schema_version: 1; expected 2");
+  expect_error("schema_version", nullptr, "missing required field 'schema_version'");
+  expect_error("resources", nullptr, "missing required field 'resources'");
+  expect_error("resources", {{"lut", -3}, {"lut_kind", ""}, {"source", ""}},
+               "m.json.resources.lut: -3; expected >= 0 or null");
+  expect_error("bitstream", {{"status", "maybe"}, {"path", ""}, {"command", ""}},
+               "m.json.bitstream.status: 'maybe'; expected built or needs-vendor-tools");
+  expect_error("timing", {{"clock_mhz", "fast"}}, "m.json.timing.clock_mhz: expected a number");
   auto j = nlohmann::json::parse(MetadataToJson(Sample()));
   j["inputs"][0]["format"] = "fixed<99,3>";
   auto r = ParseBundleMetadata(j.dump(), "m.json");
@@ -150,6 +183,7 @@ TEST(BundleTest, ListAndVerifyFiles) {
   EXPECT_EQ((*files)[1].path, "rtl/b.v");
   BundleMetadata m = Sample();
   m.files = *files;
+  m.bitstream = {"needs-vendor-tools", "", "vivado -mode batch -source vivado/build.tcl"};
   EXPECT_TRUE(VerifyBundleFile(dir.string(), m, "rtl/b.v").ok());
   EXPECT_FALSE(VerifyBundleFile(dir.string(), m, "sim/libfpgaserve_sim.so").ok());
   ASSERT_TRUE(WriteFileAtomic((dir / "model.json").string(), "{ }").ok());

@@ -59,6 +59,9 @@ inline Result<firmware::BundleMetadata> WriteAdderBundle(const std::string& dir,
   m.n_inputs = n_in;
   m.n_outputs = n_out;
   m.flavor = "stream";
+  m.generator_version = "test";
+  m.bitstream = {"built", firmware::kSimLibraryFile, "verilator"};
+  m.clock_mhz = 100;
   m.input_format = numeric::FixedFormat{};
   m.output_format = numeric::FixedFormat{};
   ASSIGN_OR_RETURN(m.files, firmware::ListBundleFiles(dir));
