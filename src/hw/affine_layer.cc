@@ -1,5 +1,8 @@
-// Dense and Scale layers: an accumulate-then-requantize datapath that processes ceil(n_in/R)
-// inputs per cycle for R cycles (R = 1: every product at once, constant multipliers).
+// Dense and Scale layers: an accumulate-then-requantize datapath. R = 1: every product at once
+// (constant multipliers). 1 < R <= n_in: ceil(n_in/R) inputs per cycle for R cycles, one
+// multiplier per (output, lane). R > n_in: one input per cycle and each multiplier ("slot")
+// computes g = min(R / n_in, n_out) neurons one after another, so the layer needs
+// ceil(n_out / g) multipliers and n_in * g cycles (the effective reuse).
 #include <algorithm>
 #include <cmath>
 
@@ -21,6 +24,123 @@ int BitsFor(std::int64_t n) {  // bits to count 0..n-1 (at least 1)
   int b = 1;
   while ((std::int64_t{1} << b) < n) ++b;
   return b;
+}
+
+
+// Module line, ports, the requantizer and the output register of every affine layer.
+std::string ModuleHead(const LayerContext& ctx, const std::string& who, int r, int aw) {
+  const FixedFormat& rf = ctx.precision.result.fixed();
+  const FixedFormat& af = ctx.precision.accum.fixed();
+  const std::string XW = Str(std::int64_t{ctx.n_in} * ctx.in.width);
+  const std::string OW = Str(std::int64_t{ctx.n_out} * rf.width);
+  std::string s = "// " + who + ": " + Str(ctx.n_in) + " -> " + Str(ctx.n_out) + ", reuse " +
+                  Str(r) + ", accum " + af.ToString() + ", result " + rf.ToString() + "\n";
+  s += "module " + ctx.module + " (\n"
+       "  input clk, input rst,\n"
+       "  input in_valid, output in_ready, input [" + XW + "-1:0] in_data, input [63:0] in_tag,\n"
+       "  output out_valid, input out_ready, output [" + OW + "-1:0] out_data, output [63:0] out_tag\n"
+       ");\n";
+  s += RequantizeFunction("rq", aw, af.fraction_bits(), rf);
+  s += "  reg ov;\n  reg [" + OW + "-1:0] od;\n  reg [63:0] otag;\n";
+  s += "  assign out_valid = ov;\n  assign out_data = od;\n  assign out_tag = otag;\n";
+  return s;
+}
+
+// R > 1: the input latch and the cycle counter; `fire` hands the result to the output register.
+std::string SequencerRegs(std::int64_t x_bits, int r) {
+  const int cw = BitsFor(r);
+  std::string s = "  reg busy;\n  reg [" + Str(cw - 1) + ":0] cnt;\n";
+  s += "  reg [" + Str(x_bits) + "-1:0] x;\n  reg [63:0] tag;\n";
+  s += "  wire last = busy && (cnt == " + Str(cw) + "'d" + Str(r - 1) + ");\n";
+  s += "  wire fire = last && (!ov || out_ready);\n";
+  s += "  assign in_ready = !busy || fire;\n";
+  s += "  wire accept = in_valid && in_ready;\n";
+  return s;
+}
+
+// Opens the clocked block of a sequenced layer, up to the per-cycle accumulate updates.
+std::string SequencerStart(int cw) {
+  std::string s = "  always @(posedge clk) begin\n"
+                  "    if (rst) begin\n      busy <= 1'b0;\n      ov <= 1'b0;\n      cnt <= " +
+                  Str(cw) + "'d0;\n    end else begin\n";
+  s += "      if (ov && out_ready) ov <= 1'b0;\n";
+  s += "      if (busy && !last) begin\n        cnt <= cnt + " + Str(cw) + "'d1;\n";
+  return s;
+}
+
+std::string SequencerAccept(int cw) {
+  return "      if (accept) begin\n        busy <= 1'b1;\n        cnt <= " + Str(cw) +
+         "'d0;\n        x <= in_data;\n        tag <= in_tag;\n";
+}
+
+// R > n_in: one input element per cycle; slot k computes neurons k, k + slots, k + 2*slots, ...
+// (pass p = cnt / n_in handles neuron p*slots + k). A neuron finished before the last pass waits
+// in res<o>; the last pass's neurons go straight to the output register with the others.
+std::string FoldedBody(const LayerContext& ctx, const std::vector<std::int64_t>& w,
+                       const std::vector<std::int64_t>& b, int bias_shift, int aw, int r,
+                       std::int64_t g, std::int64_t slots) {
+  const FixedFormat& xf = ctx.in;
+  const FixedFormat& rf = ctx.precision.result.fixed();
+  const std::int64_t n_in = ctx.n_in, n_out = ctx.n_out;
+  const int cw = BitsFor(r);
+  const int wsw = SignedWidth(ctx.precision.weight.fixed());  // weights: narrow multiplier operands
+  auto neuron = [&](std::int64_t k, std::int64_t p) { return p * slots + k; };
+  auto bias = [&](std::int64_t o) {
+    return SignedLiteral(o < n_out ? static_cast<Wide>(b[o]) << bias_shift : 0, aw);
+  };
+  std::string s;
+  int xsw = SignedWidth(xf);
+  s += "  reg signed [" + Str(xsw - 1) + ":0] xl;\n  reg pend;\n";
+  for (std::int64_t k = 0; k < slots; ++k) {
+    s += "  reg signed [" + Str(aw - 1) + ":0] acc" + Str(k) + ", bn" + Str(k) + ";\n";
+    s += "  reg signed [" + Str(wsw - 1) + ":0] wl" + Str(k) + ";\n";
+  }
+  for (std::int64_t o = 0; o < n_out; ++o) {
+    if (o / slots < g - 1) s += "  reg [" + Str(rf.width - 1) + ":0] res" + Str(o) + ";\n";
+  }
+  s += "  always @* begin\n    case (cnt)\n";
+  for (int c = 0; c < r; ++c) {
+    const std::int64_t p = c / n_in, i = c % n_in;
+    s += "      " + Str(cw) + "'d" + Str(c) + ": begin\n";
+    s += "        xl = " + SignedElement("x", static_cast<int>(i), xf, &xsw) + ";\n";
+    s += std::string("        pend = 1'b") + (i == n_in - 1 ? "1" : "0") + ";\n";
+    for (std::int64_t k = 0; k < slots; ++k) {
+      const std::int64_t o = neuron(k, p);
+      s += "        wl" + Str(k) + " = " + SignedLiteral(o < n_out ? w[o * n_in + i] : 0, wsw) + ";\n";
+      s += "        bn" + Str(k) + " = " + (p + 1 < g ? bias(neuron(k, p + 1)) : SignedLiteral(0, aw)) + ";\n";
+    }
+    s += "      end\n";
+  }
+  s += "      default: begin\n        xl = " + SignedLiteral(0, xsw) + ";\n        pend = 1'b0;\n";
+  for (std::int64_t k = 0; k < slots; ++k) {
+    s += "        wl" + Str(k) + " = " + SignedLiteral(0, wsw) + ";\n        bn" + Str(k) + " = " + SignedLiteral(0, aw) + ";\n";
+  }
+  s += "      end\n    endcase\n  end\n";
+  for (std::int64_t k = 0; k < slots; ++k) {
+    s += "  wire signed [" + Str(aw - 1) + ":0] cs" + Str(k) + " = xl * wl" + Str(k) + ";\n";
+  }
+  s += SequencerStart(cw);
+  for (std::int64_t k = 0; k < slots; ++k) {
+    s += "        acc" + Str(k) + " <= pend ? bn" + Str(k) + " : acc" + Str(k) + " + cs" + Str(k) + ";\n";
+  }
+  s += "      end\n";
+  for (std::int64_t o = 0; o < n_out; ++o) {
+    const std::int64_t p = o / slots, k = o % slots;
+    if (p == g - 1) continue;
+    s += "      if (busy && cnt == " + Str(cw) + "'d" + Str(p * n_in + n_in - 1) + ") res" + Str(o) +
+         " <= rq(acc" + Str(k) + " + cs" + Str(k) + ");\n";
+  }
+  s += "      if (fire) begin\n        ov <= 1'b1;\n        otag <= tag;\n        busy <= 1'b0;\n";
+  for (std::int64_t o = 0; o < n_out; ++o) {
+    const std::int64_t p = o / slots, k = o % slots;
+    s += "        od[" + Str(o * rf.width) + " +: " + Str(rf.width) + "] <= " +
+         (p == g - 1 ? "rq(acc" + Str(k) + " + cs" + Str(k) + ")" : "res" + Str(o)) + ";\n";
+  }
+  s += "      end\n";
+  s += SequencerAccept(cw);
+  for (std::int64_t k = 0; k < slots; ++k) s += "        acc" + Str(k) + " <= " + bias(neuron(k, 0)) + ";\n";
+  s += "      end\n    end\n  end\nendmodule\n\n";
+  return s;
 }
 
 }  // namespace
@@ -64,36 +184,33 @@ Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx) {
                          "accumulator (omit 'accum' in the precision configuration)");
   }
   const int aw = af.width;
-  const int r = is_scale ? 1 : ctx.reuse;
+  const int requested = is_scale ? 1 : std::max(1, ctx.reuse);
+  // Neurons per multiplier: > 1 folds output neurons onto shared multipliers.
+  const std::int64_t g =
+      requested > n_in ? std::min<std::int64_t>(requested / n_in, n_out) : 1;
+  const int r = g > 1 ? static_cast<int>(n_in * g) : std::min<int>(requested, static_cast<int>(n_in));
   const std::int64_t lanes = is_scale ? n_out : (n_in + r - 1) / r;
+  const std::int64_t slots = (n_out + g - 1) / g;  // multipliers when g > 1
   const int cw = BitsFor(r);
+  const int wsw = SignedWidth(wf);  // weight registers: narrow multiplier operands
 
   EmittedLayer out;
   // R = 1: the register after the multiply-accumulate; R > 1: latch the input, then R cycles.
   out.latency = r == 1 ? 1 : r + 1;
   out.initiation_interval = r;
+  out.reuse = r;
   std::string& s = out.text;
-  const std::string XW = Str(n_in * xf.width), OW = Str(n_out * rf.width);
-  s += "// " + who + ": " + Str(n_in) + " -> " + Str(n_out) + ", reuse " + Str(r) + ", accum " +
-       af.ToString() + ", result " + rf.ToString() + "\n";
-  s += "module " + ctx.module + " (\n"
-       "  input clk, input rst,\n"
-       "  input in_valid, output in_ready, input [" + XW + "-1:0] in_data, input [63:0] in_tag,\n"
-       "  output out_valid, input out_ready, output [" + OW + "-1:0] out_data, output [63:0] out_tag\n"
-       ");\n";
-  s += RequantizeFunction("rq", aw, af.fraction_bits(), rf);
-  s += "  reg ov;\n  reg [" + OW + "-1:0] od;\n  reg [63:0] otag;\n";
-  s += "  assign out_valid = ov;\n  assign out_data = od;\n  assign out_tag = otag;\n";
+  s += ModuleHead(ctx, who, r, aw);
   if (r == 1) {
     // One stage: every product of the incoming vector at once, requantized into the register.
     s += "  wire en = !ov || out_ready;\n  assign in_ready = en;\n";
   } else {
-    s += "  reg busy;\n  reg [" + Str(cw - 1) + ":0] cnt;\n";
-    s += "  reg [" + XW + "-1:0] x;\n  reg [63:0] tag;\n";
-    s += "  wire last = busy && (cnt == " + Str(cw) + "'d" + Str(r - 1) + ");\n";
-    s += "  wire fire = last && (!ov || out_ready);\n";
-    s += "  assign in_ready = !busy || fire;\n";
-    s += "  wire accept = in_valid && in_ready;\n";
+    s += SequencerRegs(n_in * xf.width, r);
+  }
+  if (g > 1) {
+    out.multipliers = slots;
+    s += FoldedBody(ctx, w, b, bias_shift, aw, r, g, slots);
+    return out;
   }
   if (r > 1) {
     for (std::int64_t o = 0; o < n_out; ++o) s += "  reg signed [" + Str(aw - 1) + ":0] acc" + Str(o) + ";\n";
@@ -123,7 +240,7 @@ Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx) {
   } else {
     for (std::int64_t j = 0; j < lanes; ++j) {
       s += "  reg signed [" + Str(SignedWidth(xf) - 1) + ":0] xl" + Str(j) + ";\n";
-      for (std::int64_t o = 0; o < n_out; ++o) s += "  reg signed [" + Str(aw - 1) + ":0] wl" + Str(o) + "_" + Str(j) + ";\n";
+      for (std::int64_t o = 0; o < n_out; ++o) s += "  reg signed [" + Str(wsw - 1) + ":0] wl" + Str(o) + "_" + Str(j) + ";\n";
     }
     s += "  always @* begin\n    case (cnt)\n";
     for (int c = 0; c < r; ++c) {
@@ -136,7 +253,7 @@ Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx) {
           s += "        xl" + Str(j) + " = " + SignedLiteral(0, SignedWidth(xf)) + ";\n";
         }
         for (std::int64_t o = 0; o < n_out; ++o) {
-          s += "        wl" + Str(o) + "_" + Str(j) + " = " + SignedLiteral(i < n_in ? w[o * n_in + i] : 0, aw) + ";\n";
+          s += "        wl" + Str(o) + "_" + Str(j) + " = " + SignedLiteral(i < n_in ? w[o * n_in + i] : 0, wsw) + ";\n";
         }
       }
       s += "      end\n";
@@ -144,7 +261,7 @@ Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx) {
     s += "      default: begin\n";
     for (std::int64_t j = 0; j < lanes; ++j) {
       s += "        xl" + Str(j) + " = " + SignedLiteral(0, SignedWidth(xf)) + ";\n";
-      for (std::int64_t o = 0; o < n_out; ++o) s += "        wl" + Str(o) + "_" + Str(j) + " = " + SignedLiteral(0, aw) + ";\n";
+      for (std::int64_t o = 0; o < n_out; ++o) s += "        wl" + Str(o) + "_" + Str(j) + " = " + SignedLiteral(0, wsw) + ";\n";
     }
     s += "      end\n    endcase\n  end\n";
     for (std::int64_t o = 0; o < n_out; ++o) {
@@ -168,10 +285,7 @@ Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx) {
     out.multipliers = multipliers;
     return out;
   }
-  s += "  always @(posedge clk) begin\n"
-       "    if (rst) begin\n      busy <= 1'b0;\n      ov <= 1'b0;\n      cnt <= " + Str(cw) + "'d0;\n    end else begin\n";
-  s += "      if (ov && out_ready) ov <= 1'b0;\n";
-  s += "      if (busy && !last) begin\n        cnt <= cnt + " + Str(cw) + "'d1;\n";
+  s += SequencerStart(cw);
   for (std::int64_t o = 0; o < n_out; ++o) s += "        acc" + Str(o) + " <= acc" + Str(o) + " + cs" + Str(o) + ";\n";
   s += "      end\n";
   s += "      if (fire) begin\n        ov <= 1'b1;\n        otag <= tag;\n        busy <= 1'b0;\n";
@@ -179,7 +293,7 @@ Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx) {
     s += "        od[" + Str(o * rf.width) + " +: " + Str(rf.width) + "] <= rq(acc" + Str(o) + " + cs" + Str(o) + ");\n";
   }
   s += "      end\n";
-  s += "      if (accept) begin\n        busy <= 1'b1;\n        cnt <= " + Str(cw) + "'d0;\n        x <= in_data;\n        tag <= in_tag;\n";
+  s += SequencerAccept(cw);
   for (std::int64_t o = 0; o < n_out; ++o) {
     s += "        acc" + Str(o) + " <= " + SignedLiteral(static_cast<Wide>(b[o]) << bias_shift, aw) + ";\n";
   }

@@ -116,12 +116,12 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
     if (l.kind == model::LayerKind::kActivation) {
       emitted = EmitActivationLayer(ctx);
     } else {
-      ctx.reuse = l.kind == model::LayerKind::kDense ? std::min(options.reuse, ctx.n_in) : 1;
+      ctx.reuse = l.kind == model::LayerKind::kDense ? options.reuse : 1;
       emitted = EmitAffineLayer(ctx);
     }
     if (!emitted.ok()) return emitted.status();
     d.files.push_back({ctx.module + ".v", emitted->text});
-    d.layers.push_back({l.name, l.OpName(), ctx.reuse, emitted->latency, emitted->initiation_interval,
+    d.layers.push_back({l.name, l.OpName(), emitted->reuse, emitted->latency, emitted->initiation_interval,
                         emitted->multipliers});
     d.latency_cycles += emitted->latency;
     d.initiation_interval = std::max(d.initiation_interval, emitted->initiation_interval);

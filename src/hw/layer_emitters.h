@@ -22,7 +22,7 @@ struct LayerContext {
   int n_in = 0;
   numeric::LayerPrecision precision;  // all fixed
   int n_out = 0;
-  int reuse = 1;
+  int reuse = 1;  // requested; the emitter reports the effective one
   numeric::SoftmaxMode softmax = numeric::SoftmaxMode::kTable;
 };
 
@@ -30,6 +30,7 @@ struct EmittedLayer {
   std::string text;
   int latency = 1;
   int initiation_interval = 1;
+  int reuse = 1;  // the effective reuse factor (affine layers; 1 otherwise)
   std::int64_t multipliers = 0;
 };
 

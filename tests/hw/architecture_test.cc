@@ -44,8 +44,31 @@ TEST(ArchitectureTest, ReuseTradesMultipliersForCycles) {
     auto d = GenerateDesign(g, Precision(g, "fixed<16,6>"), {r});
     ASSERT_TRUE(d.ok()) << d.status().ToString();
     EXPECT_EQ(d->initiation_interval, r);  // the 16-input layer uses the full reuse
-    EXPECT_EQ(d->layers[0].reuse, std::min(r, 4));
+    EXPECT_EQ(d->layers[0].reuse, r);      // 4 inputs: R = 8 folds 2 neurons per multiplier
+    EXPECT_EQ(d->layers[0].multipliers, r <= 4 ? 16 * ((4 + r - 1) / r) : 16 / (r / 4));
     EXPECT_EQ(d->layers[2].multipliers, 2 * ((16 + r - 1) / r));
+    EXPECT_EQ(d->layers[0].latency, r + 1);
+  }
+}
+
+TEST(ArchitectureTest, ReuseAboveTheInputWidthSharesMultipliersAcrossNeurons) {
+  auto g = Banknote();  // 4 -> 16 -> 2
+  struct Want {
+    int r, reuse0, mult0, reuse2, mult2;
+  };
+  // Layer 0: g = min(R / 4, 16) neurons per multiplier, effective reuse 4 g, ceil(16 / g)
+  // multipliers. Layer 2 (16 inputs): R <= 16 keeps lanes; R = 48 folds 2 neurons (reuse 32);
+  // R = 64 is as far as either layer goes.
+  for (const Want& w : {Want{16, 16, 4, 16, 2}, Want{20, 20, 4, 16, 2}, Want{48, 48, 2, 32, 1},
+                        Want{64, 64, 1, 32, 1}}) {
+    SCOPED_TRACE(w.r);
+    auto d = GenerateDesign(g, Precision(g, "fixed<16,6>"), {w.r});
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_EQ(d->layers[0].reuse, w.reuse0);
+    EXPECT_EQ(d->layers[0].multipliers, w.mult0);
+    EXPECT_EQ(d->layers[2].reuse, w.reuse2);
+    EXPECT_EQ(d->layers[2].multipliers, w.mult2);
+    EXPECT_EQ(d->initiation_interval, std::max(w.reuse0, w.reuse2));
   }
 }
 

@@ -281,7 +281,7 @@ TEST(CosimTest, RandomNetworks) {
   // The banknote net at the other reuse factors of the acceptance table.
   auto banknote = importers::ImportModel(kBanknote);
   ASSERT_TRUE(banknote.ok()) << banknote.status().ToString();
-  for (int r : {2, 4, 3}) {
+  for (int r : {2, 4, 3, 16, 64}) {
     CosimCase c;
     c.name = "banknote_R" + std::to_string(r);
     c.graph = *banknote;
