@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # hardware: simulation (the sim board), lint, testbenches, synthesis
   verilator iverilog yosys
+  # the open iCE40 flow (icebreaker): place & route and bitstream packing
+  nextpnr-ice40 fpga-icestorm
   # examples (train.py) and fixture generators: Debian's python3 packages
   python3 python3-numpy python3-torch python3-onnx python3-h5py
 )

@@ -38,7 +38,11 @@ struct Board {
   std::string source;          // where the record came from, for messages ("boards/icebreaker.json")
 };
 
-// Every board in the catalog, sorted by id.
+// Every board in the catalog, sorted by id: the embedded boards/*.json, then the *.json files of
+// $FPGASERVE_BOARDS_DIR (a board with the same id replaces the embedded one). Read once.
+Result<std::vector<Board>> AllBoards();
+
+// AllBoards(), or empty when the catalog has an error (AllBoards/FindBoard report it).
 const std::vector<Board>& Catalog();
 
 // NOT_FOUND naming the id and the known ids.

@@ -47,6 +47,7 @@ int RunApp(int argc, char** argv) {
   RegisterConvert(app, &exit_code);
   RegisterCompile(app, &exit_code);
   RegisterPredict(app, &exit_code);
+  RegisterBoards(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

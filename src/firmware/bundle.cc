@@ -385,7 +385,7 @@ Result<std::vector<BundleFile>> ListBundleFiles(const std::string& dir) {
     const std::string rel = fs::relative(it->path(), dir).generic_string();
     if (rel == kMetadataFile || rel.front() == '.') continue;  // and the compile marker
     ASSIGN_OR_RETURN(std::string digest, Sha256File(it->path().string()));
-    files.push_back({rel, digest});
+    files.push_back({rel, digest, RoleOf(rel, "")});
   }
   if (ec) return InvalidArgument(dir + ": cannot list: " + ec.message());
   std::sort(files.begin(), files.end(),
