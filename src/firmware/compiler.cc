@@ -9,7 +9,11 @@
 #include "core/subprocess.h"
 #include "core/version.h"
 #include "core/text.h"
+#include "boards/board.h"
+#include "firmware/fit_plan.h"
 #include "hw/design.h"
+#include "toolchain/amd_flow.h"
+#include "toolchain/icestorm_flow.h"
 #include "hw/testbench.h"
 #include "hw/wrappers.h"
 #include "importers/import.h"
@@ -21,11 +25,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kBoards = {"sim"};
 const std::vector<std::string> kInterfaces = {"stream", "axis", "axilite"};
 // What a previous compile wrote into a bundle directory; removed before writing a new bundle.
-const std::vector<std::string> kBundleEntries = {kMetadataFile, kModelFile, kPrecisionFile,
-                                                 "rtl",         "tb",       "sim"};
+const std::vector<std::string> kBundleEntries = {
+    kMetadataFile, kModelFile, kPrecisionFile, "rtl",     "tb",     "sim",           "scripts",
+    "reports",     "logs",     "vivado",       "vitis",   "build",  "bitstream.bin", "fpgaserve.bit",
+    "fpgaserve.hwh", "fpgaserve.xclbin"};
 
 }  // namespace
 
@@ -33,17 +38,14 @@ Status ValidateCompileOptions(const CompileOptions& o) {
   auto one_of = [](const std::string& v, const std::vector<std::string>& allowed) {
     return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
   };
-  if (!one_of(o.board, kBoards)) {
-    return InvalidArgument("unknown board " + Quote(o.board) +
-                           "; expected one of: " + Join(kBoards, ", "));
-  }
-  if (!one_of(o.interface, kInterfaces)) {
+  RETURN_IF_ERROR(boards::FindBoard(o.board).status());
+  if (!o.interface.empty() && !one_of(o.interface, kInterfaces)) {
     return InvalidArgument("unknown interface " + Quote(o.interface) +
                            "; expected one of: " + Join(kInterfaces, ", "));
   }
-  if (o.reuse < 1) {
+  if (o.reuse < 0) {
     return InvalidArgument("reuse factor " + std::to_string(o.reuse) +
-                           "; expected an integer >= 1 (1 = fully parallel)");
+                           "; expected an integer >= 1 (1 = fully parallel) or auto");
   }
   if (o.testbench_vectors < 0) {
     return InvalidArgument("testbench vectors " + std::to_string(o.testbench_vectors) +
@@ -99,7 +101,8 @@ std::vector<std::int64_t> BatchShape(const model::Shape& shape) {
 
 // The content address: what the firmware computes and how it talks, not where it was built.
 std::string ContentId(const std::string& model_json, const std::string& precision_json,
-                      const std::vector<hw::VerilogFile>& rtl, const CompileOptions& o) {
+                      const std::vector<hw::VerilogFile>& rtl, const CompileOptions& o,
+                      const std::string& reuse_text, const std::string& interface) {
   Sha256 h;
   auto part = [&h](const std::string& name, const std::string& content) {
     h.Update(name + '\0' + std::to_string(content.size()) + '\0');
@@ -115,8 +118,8 @@ std::string ContentId(const std::string& model_json, const std::string& precisio
   for (const auto& f : rtl) sorted.push_back(&f);
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
   for (const auto* f : sorted) part("rtl/" + f->name, f->text);
-  part("reuse", std::to_string(o.reuse));
-  part("interface", o.interface);
+  part("reuse", reuse_text);
+  part("interface", interface);
   return h.FinishHex();
 }
 
@@ -189,16 +192,23 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   // Building the emulator first rejects what F2 cannot quantize with its own clear message.
   ASSIGN_OR_RETURN(numeric::QuantizedModel quantized,
                    numeric::QuantizedModel::Build(graph, precision));
-  hw::HwOptions hw_options;
-  hw_options.reuse = options.reuse;
-  ASSIGN_OR_RETURN(hw::HwDesign design, hw::GenerateDesign(graph, precision, hw_options));
+  ASSIGN_OR_RETURN(boards::Board board, boards::FindBoard(options.board));
+  const std::string interface =
+      options.interface.empty() ? board.default_interface : options.interface;
+  // Sized to the board before anything is built: a design that cannot fit fails here.
+  ASSIGN_OR_RETURN(FitPlan plan, PlanFit(graph, precision, board, options.reuse));
+  hw::HwDesign& design = plan.design;
+  std::string reuse_text = std::to_string(options.reuse);
+  if (options.reuse == 0) {
+    reuse_text = "auto:";
+    for (const auto& l : design.layers) reuse_text += l.name + "=" + std::to_string(l.reuse) + ";";
+  }
   RETURN_IF_ERROR(CheckDesignMatchesModel(design, graph, precision));
 
   // The remaining pure steps come before any file is touched, so their errors leave no trace.
   std::vector<hw::VerilogFile> rtl = design.files;
-  if (options.interface != "stream") {
-    ASSIGN_OR_RETURN(hw::VerilogFile wrapper,
-                     hw::GenerateInterfaceWrapper(design, options.interface));
+  if (interface != "stream") {
+    ASSIGN_OR_RETURN(hw::VerilogFile wrapper, hw::GenerateInterfaceWrapper(design, interface));
     rtl.push_back(std::move(wrapper));
   }
   std::vector<hw::VerilogFile> testbench;
@@ -254,11 +264,37 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   result.sim_cache_hit = built.cache_hit;
   BundleMetadata& m = result.metadata;
   m.generator_version = kVersion;
-  m.id = ContentId(model_json, precision_json, rtl, options);
+  m.id = ContentId(model_json, precision_json, rtl, options, reuse_text, interface);
   m.board = options.board;
   m.precision = precision.spec;
-  m.reuse = options.reuse;
-  m.interface = options.interface;
+  m.reuse = 1;
+  for (const auto& l : design.layers) m.reuse = std::max(m.reuse, l.reuse);
+  m.interface = interface;
+  m.clock_mhz = board.clock_mhz;
+  m.resources = {plan.estimate.lut, plan.estimate.ff, plan.estimate.dsp, plan.estimate.bram,
+                 board.lut_kind.empty() ? "LUT6" : board.lut_kind, "estimate"};
+  m.bitstream = {"built", kSimLibraryFile, "verilator (the sim board's library)"};
+  if (board.toolchain != "verilator") {
+    toolchain::FlowRequest request;
+    request.design = &design;
+    request.board = board;
+    request.bundle_dir = dir.string();
+    request.interface = interface;
+    request.design_id = static_cast<std::uint32_t>(std::stoul(m.id.substr(0, 8), nullptr, 16));
+    request.stage_timeout = options.stage_timeout;
+    Result<toolchain::FlowResult> flow = Unimplemented("board toolchain " + board.toolchain);
+    if (board.toolchain == "icestorm") flow = toolchain::RunIce40Flow(request);
+    if (board.toolchain == "vivado" || board.toolchain == "vitis") {
+      flow = toolchain::RunAmdFlow(request);
+    }
+    if (!flow.ok()) return flow.status();
+    const auto& u = flow->utilization;
+    m.resources = {u.lut, u.ff, u.dsp, u.bram, board.lut_kind, u.source};
+    if (flow->fmax_mhz > 0) m.fmax_mhz = flow->fmax_mhz;
+    m.bitstream = {flow->bitstream_status, flow->bitstream_path, flow->bitstream_command};
+    for (const auto& t : flow->stages) stages.push_back({t.stage, t.seconds});
+    for (const auto& [tool, version] : flow->tool_versions) m.toolchain[tool] = version;
+  }
   m.latency_cycles = design.latency_cycles;
   m.initiation_interval = design.initiation_interval;
   const auto& in = graph.inputs[0];
@@ -270,11 +306,9 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   m.layers = design.layers;
   m.n_inputs = design.n_in;
   m.n_outputs = design.n_out;
-  m.flavor = FlavorOf(options.interface);
+  m.flavor = FlavorOf(interface);
   m.input_format = design.in_format;
   m.output_format = design.out_format;
-  m.clock_mhz = 100;
-  m.bitstream = {"built", kSimLibraryFile, "verilator (the sim board's library)"};
   m.toolchain["verilator"] = VerilatorVersion();
   m.stages = std::move(stages);
   ASSIGN_OR_RETURN(m.files, ListBundleFiles(dir.string()));

@@ -2,6 +2,7 @@
 // Everything `fpgaserve compile` does, as one library call that tests and services share.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "core/status.h"
@@ -16,16 +17,17 @@ namespace fpgaserve::firmware {
 inline constexpr const char* kDefaultPrecision = "fixed<16,6>";
 
 struct CompileOptions {
-  std::string board = "sim";  // the only board of F3
+  std::string board = "sim";  // an id of the board catalog (fpgaserve boards)
   // Empty spec and file: kDefaultPrecision.
   numeric::PrecisionRequest precision;
   // Calibration data; required when the precision uses auto.
   const model::SampleBatch* calibration = nullptr;
-  int reuse = 1;
-  std::string interface = "stream";  // stream | axis | axilite
+  int reuse = 1;                     // >= 1, or 0 = auto (sized to the board)
+  std::string interface;             // stream | axis | axilite; empty: the board's default
   int testbench_vectors = 200;       // random vectors in tb/ (plus the edge vectors)
   unsigned testbench_seed = 1;
   toolchain::SimBuildOptions sim;
+  std::chrono::seconds stage_timeout{std::chrono::minutes(30)};  // each synthesis tool run
 };
 
 struct CompileResult {

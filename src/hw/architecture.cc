@@ -88,6 +88,15 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
     return InvalidArgument("reuse factor " + Str(options.reuse) + " is larger than the largest layer (" +
                            Str(largest) + " weights); expected 1.." + Str(largest));
   }
+  for (const auto& [name, r] : options.layer_reuse) {
+    const bool dense = std::any_of(graph.layers.begin(), graph.layers.end(), [&](const model::Layer& l) {
+      return l.name == name && l.kind == model::LayerKind::kDense;
+    });
+    if (!dense || r < 1) {
+      return InvalidArgument("per-layer reuse " + name + "=" + Str(r) +
+                             ": expected a Dense layer of the model and a factor >= 1");
+    }
+  }
   RETURN_IF_ERROR(CheckFixed(precision.input, "the input format"));
   HwDesign d;
   d.in_format = precision.input.fixed();
@@ -116,7 +125,10 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
     if (l.kind == model::LayerKind::kActivation) {
       emitted = EmitActivationLayer(ctx);
     } else {
-      ctx.reuse = l.kind == model::LayerKind::kDense ? options.reuse : 1;
+      auto lr = options.layer_reuse.find(l.name);
+      ctx.reuse = l.kind != model::LayerKind::kDense ? 1
+                  : lr != options.layer_reuse.end() ? lr->second
+                                                    : options.reuse;
       emitted = EmitAffineLayer(ctx);
     }
     if (!emitted.ok()) return emitted.status();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,11 @@ struct HwDesign {
 };
 
 struct HwOptions {
-  int reuse = 1;  // requested reuse factor R >= 1 (each layer uses min(R, its input width))
+  HwOptions() = default;
+  HwOptions(int uniform_reuse) : reuse(uniform_reuse) {}  // NOLINT: {R} reads as "reuse R"
+  int reuse = 1;  // requested reuse factor R >= 1 for every Dense layer (docs/hardware.md)
+  // Per-layer overrides (layer name -> R), e.g. from `--reuse auto`; unknown names are an error.
+  std::map<std::string, int> layer_reuse;
 };
 
 // Generates the design for a finalized graph under a fixed-point precision configuration.

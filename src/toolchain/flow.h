@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@ struct FlowRequest {
   boards::Board board;
   std::string bundle_dir;  // absolute; rtl/ already holds the core and the chosen wrapper
   std::string interface;   // the core wrapper in rtl/: "stream" | "axis" | "axilite"
+  std::uint32_t design_id = 0;  // the first 8 hex digits of the bundle id (board tops report it)
   std::chrono::seconds stage_timeout{std::chrono::minutes(20)};
 };
 
@@ -48,5 +50,23 @@ struct FlowResult {
   std::vector<StageTiming> stages;
   std::map<std::string, std::string> tool_versions;  // "yosys": "0.23", "nextpnr-ice40": "..."
 };
+
+// Helpers the flows share (flow_common.cc).
+
+// FAILED_PRECONDITION naming the tool and the Debian package that provides it, unless `tool` is
+// on PATH.
+Status RequireTool(const std::string& tool, const std::string& debian_package);
+
+// Runs one stage: argv in `cwd`, stdout+stderr to <bundle>/logs/<stage>.log, the request's
+// timeout; records the wall time. A failure is INTERNAL (UNAVAILABLE on timeout) with the
+// tool's last lines and the log path.
+Status RunStage(const FlowRequest& request, const std::string& stage,
+                const std::vector<std::string>& argv, const std::string& cwd, FlowResult* result);
+
+// The first line a tool prints for `--version`/`-V`, or "unknown".
+std::string ToolVersion(const std::vector<std::string>& argv);
+
+// Writes reports/utilization.json and reports/timing.json from `result`.
+Status WriteReports(const FlowRequest& request, const FlowResult& result);
 
 }  // namespace fpgaserve::toolchain

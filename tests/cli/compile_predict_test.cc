@@ -183,3 +183,87 @@ TEST_F(CompilePredictTest, BadInputExitsWithStatus2) {
 
 }  // namespace
 }  // namespace fpgaserve
+
+namespace fpgaserve {
+namespace {
+
+// The F4 acceptance: the real open flow (yosys, nextpnr-ice40, icepack) on banknote.
+TEST_F(CompilePredictTest, IcebreakerGetsARealBitstreamThatMeetsTheClock) {
+  const std::string out = (dir_ / "ice").string();
+  auto r = RunCli({"compile", kModel, "--board", "icebreaker", "-o", out, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto m = nlohmann::json::parse(r.stdout_text);
+  EXPECT_EQ(m["bitstream"]["status"], "built");
+  EXPECT_EQ(m["bitstream"]["path"], "bitstream.bin");
+  EXPECT_EQ(fs::file_size(fs::path(out) / "bitstream.bin"), 104090u);  // an iCE40UP5K image
+  EXPECT_GE(m["timing"]["fmax_mhz"].get<double>(), 12.0);
+  EXPECT_EQ(m["resources"]["source"], "nextpnr-ice40");
+  EXPECT_LE(m["resources"]["dsp"].get<int>(), 8);
+  EXPECT_LE(m["resources"]["lut"].get<int>(), 5280);
+  auto util = nlohmann::json::parse(*ReadFile(out + "/reports/utilization.json"));
+  EXPECT_EQ(util["available"]["lut"], 5280);
+  auto timing = nlohmann::json::parse(*ReadFile(out + "/reports/timing.json"));
+  EXPECT_EQ(timing["met"], true);
+  for (const char* log : {"synth", "place_route", "pack"}) {
+    EXPECT_TRUE(fs::exists(fs::path(out) / "logs" / (std::string(log) + ".log"))) << log;
+  }
+  bool listed = false;
+  for (const auto& f : m["files"]) listed |= f["path"] == "bitstream.bin" && f["role"] == "bitstream";
+  EXPECT_TRUE(listed);
+  // The bundle still runs on the simulated board, bit-exact with the emulator.
+  auto sim = RunCli({"predict", out, "--data", kCsv, "--label-column", "class", "--driver", "sim",
+                     "--json"});
+  ASSERT_EQ(sim.exit_code, 0) << sim.stderr_text;
+  EXPECT_GE(nlohmann::json::parse(sim.stdout_text)["accuracy"].get<double>(), 0.98);
+}
+
+TEST_F(CompilePredictTest, AmdBoardsGetEstimatesAndVendorScripts) {
+  for (const std::string board : {"ebaz4205", "alveo-u50"}) {
+    SCOPED_TRACE(board);
+    const std::string out = (dir_ / board).string();
+    auto r = RunCli({"compile", kModel, "--board", board, "-o", out, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+    auto m = nlohmann::json::parse(r.stdout_text);
+    EXPECT_TRUE(fs::exists(fs::path(out) / "reports" / "utilization.json"));
+    EXPECT_GT(m["resources"]["lut"].get<int>(), 0);
+    if (m["bitstream"]["status"] == "built") continue;  // vendor tools on this machine
+    EXPECT_EQ(m["bitstream"]["status"], "needs-vendor-tools");
+    const std::string script = board == "ebaz4205" ? "vivado/build.tcl" : "vitis/package_kernel.tcl";
+    EXPECT_TRUE(fs::exists(fs::path(out) / script));
+    EXPECT_NE(m["bitstream"]["command"].get<std::string>().find(script), std::string::npos);
+    EXPECT_EQ(m["flavor"], board == "ebaz4205" ? "axist" : "aximm");
+  }
+}
+
+TEST_F(CompilePredictTest, DesignsThatCannotFitFailFastWithTheNumbers) {
+  const std::string jet = std::string(FPGASERVE_SOURCE_DIR) + "/examples/jet_tagger/jet_tagger.onnx";
+  const std::string out = (dir_ / "jet").string();
+  ExpectBadInput(RunCli({"compile", jet, "--board", "icebreaker", "--reuse", "1", "-o", out}),
+                 "does not fit icebreaker at --reuse 1: needs");
+  ExpectBadInput(RunCli({"compile", jet, "--board", "icebreaker", "-o", out}),
+                 "with --reuse auto: the smallest design");
+  ExpectBadInput(RunCli({"compile", kModel, "--board", "icebreaker", "--reuse", "1", "-o", out}),
+                 "try --reuse");
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(CompilePredictTest, BoardsListsTheCatalog) {
+  auto r = RunCli({"boards", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto all = nlohmann::json::parse(r.stdout_text);
+  ASSERT_GE(all.size(), 6u);
+  bool ice = false;
+  for (const auto& b : all) {
+    if (b["id"] == "icebreaker") {
+      ice = true;
+      EXPECT_EQ(b["resources"]["lut"], 5280);
+      EXPECT_EQ(b["toolchain"], "icestorm");
+    }
+  }
+  EXPECT_TRUE(ice);
+  auto text = RunCli({"boards"});
+  EXPECT_NE(text.stdout_text.find("xcu50-fsvh2104-2-e"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fpgaserve

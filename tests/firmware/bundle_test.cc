@@ -27,9 +27,9 @@ BundleMetadata Sample() {
   m.inputs = {{"input", {-1, 4}, "FP32", "fixed<16,6>"}};
   m.outputs = {{"probs", {-1, 2}, "FP32", "ufixed<8,0,RND,SAT>"}};
   m.layers = {{"fc1", "Dense", 2, 3, 2, 32}, {"act", "Softmax", 1, 4, 1, 0}};
-  m.files = {{"bitstream.bin", Sha256Hex("b")},
-             {"model.json", Sha256Hex("m")},
-             {"rtl/fpgaserve_core.v", Sha256Hex("v")}};
+  m.files = {{"bitstream.bin", Sha256Hex("b"), ""},
+             {"model.json", Sha256Hex("m"), ""},
+             {"rtl/fpgaserve_core.v", Sha256Hex("v"), ""}};
   m.n_inputs = 4;
   m.n_outputs = 2;
   m.flavor = FlavorOf("axis");
