@@ -3,9 +3,10 @@
 #  1. compile time per build stage for banknote on every board of the catalog;
 #  2. xc7 resources (yosys synth_xilinx) for banknote and the 16-64-32-32-5 jet tagger at
 #     fixed<16,6>, reuse 1, 4 and 16, next to our pre-synthesis estimate.
-# Usage: bench/f4_bench.sh [build-dir]
+# Usage: bench/f4_bench.sh [build-dir] [all|stages|resources]
 set -euo pipefail
 build=${1:-build}
+part=${2:-all}
 bin="$build/fpgaserve"
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -13,6 +14,7 @@ trap 'rm -rf "$work"' EXIT
 banknote="$root/examples/banknote/banknote.onnx"
 jet="$root/examples/jet_tagger/jet_tagger.onnx"
 
+if [[ $part != resources ]]; then
 echo "### Compile time per stage: banknote, fixed<16,6>, default (auto) reuse"
 echo
 echo "| board | reuse | bitstream | stages (seconds) | total s |"
@@ -33,6 +35,8 @@ print(f"| {board} | {m['reuse']} | {m['bitstream']['status']} | {stages} | {end 
 PY
 done
 
+fi
+[[ $part == stages ]] && exit 0
 echo
 echo "### xc7 resources (yosys 0.23 synth_xilinx -family xc7), fixed<16,6>"
 echo
@@ -43,20 +47,19 @@ for model in banknote jet_tagger; do
   for r in 1 4 16; do
     d="$work/$model-r$r"
     "$bin" compile "$onnx" --board sim --precision 'fixed<16,6>' --reuse "$r" -o "$d" --json >"$d.json"
-    "$bin" estimate "$d" --family xc7 --json >"$d.est.json" 2>/dev/null || echo '{}' >"$d.est.json"
     start=$(date +%s.%N)
-    yosys -q -p "read_verilog $d/rtl/*.v; synth_xilinx -family xc7 -top fpgaserve_core; tee -o $d.stat stat" >/dev/null
+    yosys -q -p "read_verilog $d/rtl/*.v; synth_xilinx -flatten -family xc7 -top fpgaserve_core; tee -o $d.stat stat" >/dev/null
     end=$(date +%s.%N)
-    /usr/bin/python3 - "$model" "$r" "$d.json" "$d.stat" "$d.est.json" "$start" "$end" <<'PY'
+    /usr/bin/python3 - "$model" "$r" "$d.json" "$d.stat" "$start" "$end" <<'PY'
 import json, re, sys
-model, r, meta, stat, est, start, end = sys.argv[1:8]
-m = json.load(open(meta)); e = json.load(open(est))
-cells = {k: int(v) for v, k in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", open(stat).read(), re.M)}
+model, r, meta, stat, start, end = sys.argv[1:7]
+m = json.load(open(meta)); e = m["resources"]  # the sim board records our pre-synthesis estimate
+cells = {k: int(v) for k, v in re.findall(r"^\s+(\S+)\s+(\d+)\s*$", open(stat).read(), re.M)}
 lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
 ff = sum(v for k, v in cells.items() if k.startswith("FD"))
 dsp = cells.get("DSP48E1", 0)
 bram = cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2
-est_txt = f"{e.get('lut','-')}/{e.get('ff','-')}/{e.get('dsp','-')}" if e else "-"
+est_txt = f"{e['lut']}/{e['ff']}/{e['dsp']}"
 print(f"| {model} | {r} | {m['latency_cycles']} | {m['initiation_interval']} | {lut} | {ff} | {dsp} | "
       f"{bram:g} | {est_txt} | {float(end) - float(start):.0f} |")
 PY
