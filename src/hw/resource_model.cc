@@ -16,11 +16,12 @@ struct Family {
   std::int64_t bram_bits;   // bits of one block RAM
   double rom_bits_per_lut;  // distributed ROM density (bits per LUT)
   int softmax_dsp;          // DSPs per softmax product (18 x 18 unsigned)
+  double adder_luts_per_bit;  // DSP48s absorb part of the accumulation on AMD parts
 };
 
 Family FamilyOf(const std::string& name) {
-  if (name == "ice40") return {true, 16, 16, 4096, 16, 3};
-  return {false, 25, 18, 36864, 64, 1};
+  if (name == "ice40") return {true, 16, 16, 4096, 16, 3, 1.0};
+  return {false, 25, 18, 36864, 64, 1, 0.4};
 }
 
 std::int64_t DspPerMultiplier(const Family& f, int a, int b) {
@@ -54,7 +55,8 @@ ResourceEstimate EstimateResources(const model::Graph& graph,
       le.dsp = m * DspPerMultiplier(fam, xw, ww);
       // Adders: one accumulate (R > 1) or adder-tree input (R = 1) per product, aw bits each;
       // requantizers; registers for the output vector and the stamps.
-      le.lut = m * aw + n_out * rw * 2;
+      le.lut = static_cast<std::int64_t>(static_cast<double>(m * aw) * fam.adder_luts_per_bit) +
+               n_out * rw * 2;
       le.ff = n_out * rw + 65;
       if (r > 1) {
         const std::int64_t accumulators = std::min<std::int64_t>(m, n_out);
