@@ -10,6 +10,8 @@ packages=(
   libprotobuf-dev protobuf-compiler libonnx-dev libhdf5-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   # tests
   libgtest-dev libgmock-dev libbenchmark-dev
+  # serving (F5): HTTP (Boost.Beast/Asio), gRPC, and the tools its tests and benchmarks use
+  libboost-dev libgrpc++-dev protobuf-compiler-grpc python3-grpc-tools prometheus wrk nginx-light curl
   # hardware: simulation (the sim board), lint, testbenches, synthesis
   verilator iverilog yosys
   # the open iCE40 flow (icebreaker): place & route and bitstream packing

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <filesystem>
 
 #include "core/file_io.h"
@@ -244,12 +245,22 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   sim.out_signed = design.out_format.is_signed;
   sim.latency_cycles = design.latency_cycles;
   sim.initiation_interval = design.initiation_interval;
-  t0 = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(toolchain::SimBuildResult built,
-                   toolchain::BuildSimLibrary(sim, dir.string(), options.sim));
-  stages.push_back({built.cache_hit ? "verilator (cached)" : "verilator", SecondsSince(t0)});
+  {
+    std::error_code ec;
+    fs::create_directories(dir / "rtl", ec);
+    if (ec) return InvalidArgument((dir / "rtl").string() + ": cannot create: " + ec.message());
+  }
   for (const auto& f : rtl)
     RETURN_IF_ERROR(WriteFileAtomic((dir / "rtl" / f.name).string(), f.text));
+  // The sim library (Verilator + g++) and a board's synthesis flow are independent and mostly
+  // single-threaded, so on a board with a toolchain they run side by side.
+  t0 = std::chrono::steady_clock::now();
+  double sim_seconds = 0;
+  auto sim_build = std::async(std::launch::async, [&sim, &dir, &options, &sim_seconds, t0] {
+    auto r = toolchain::BuildSimLibrary(sim, dir.string(), options.sim);
+    sim_seconds = SecondsSince(t0);
+    return r;
+  });
 
   if (!testbench.empty()) {
     std::error_code ec;
@@ -261,7 +272,6 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   }
 
   CompileResult result;
-  result.sim_cache_hit = built.cache_hit;
   BundleMetadata& m = result.metadata;
   m.generator_version = kVersion;
   m.id = ContentId(model_json, precision_json, rtl, options, reuse_text, interface);
@@ -274,6 +284,7 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   m.resources = {plan.estimate.lut, plan.estimate.ff, plan.estimate.dsp, plan.estimate.bram,
                  board.lut_kind.empty() ? "LUT6" : board.lut_kind, "estimate"};
   m.bitstream = {"built", kSimLibraryFile, "verilator (the sim board's library)"};
+  std::vector<toolchain::StageTiming> flow_stages;
   if (board.toolchain != "verilator") {
     toolchain::FlowRequest request;
     request.design = &design;
@@ -287,14 +298,21 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
     if (board.toolchain == "vivado" || board.toolchain == "vitis") {
       flow = toolchain::RunAmdFlow(request);
     }
-    if (!flow.ok()) return flow.status();
+    if (!flow.ok()) {
+      sim_build.wait();
+      return flow.status();
+    }
     const auto& u = flow->utilization;
     m.resources = {u.lut, u.ff, u.dsp, u.bram, board.lut_kind, u.source};
     if (flow->fmax_mhz > 0) m.fmax_mhz = flow->fmax_mhz;
     m.bitstream = {flow->bitstream_status, flow->bitstream_path, flow->bitstream_command};
-    for (const auto& t : flow->stages) stages.push_back({t.stage, t.seconds});
+    flow_stages = flow->stages;
     for (const auto& [tool, version] : flow->tool_versions) m.toolchain[tool] = version;
   }
+  ASSIGN_OR_RETURN(toolchain::SimBuildResult built, sim_build.get());
+  result.sim_cache_hit = built.cache_hit;
+  stages.push_back({built.cache_hit ? "verilator (cached)" : "verilator", sim_seconds});
+  for (const auto& t : flow_stages) stages.push_back({t.stage, t.seconds});
   m.latency_cycles = design.latency_cycles;
   m.initiation_interval = design.initiation_interval;
   const auto& in = graph.inputs[0];

@@ -25,8 +25,8 @@ std::string Header(const LayerContext& ctx, const std::string& note) {
   return "// layer '" + ctx.layer->name + "' (" + ctx.layer->OpName() + ")" + note + "\n" +
          "module " + ctx.module + " (\n"
          "  input clk, input rst,\n"
-         "  input in_valid, output in_ready, input [" + XW + "-1:0] in_data, input [63:0] in_tag,\n"
-         "  output out_valid, input out_ready, output [" + OW + "-1:0] out_data, output [63:0] out_tag\n"
+         "  input in_valid, output in_ready, input [" + XW + "-1:0] in_data, input [" + kTagRange + "] in_tag,\n"
+         "  output out_valid, input out_ready, output [" + OW + "-1:0] out_data, output [" + kTagRange + "] out_tag\n"
          ");\n";
 }
 
@@ -69,7 +69,7 @@ std::string RomFunction(const std::string& name, const std::vector<std::int64_t>
 std::string SingleStage(const LayerContext& ctx, const std::vector<std::string>& exprs) {
   const int ow = ctx.precision.result.fixed().width;
   std::string s;
-  s += "  reg ov;\n  reg [" + Str(ctx.n_out * ow) + "-1:0] od;\n  reg [63:0] otag;\n";
+  s += "  reg ov;\n  reg [" + Str(ctx.n_out * ow) + "-1:0] od;\n  reg [" + kTagRange + "] otag;\n";
   s += "  wire en = !ov || out_ready;\n  assign in_ready = en;\n";
   s += "  assign out_valid = ov;\n  assign out_data = od;\n  assign out_tag = otag;\n";
   s += "  always @(posedge clk) begin\n    if (rst) ov <= 1'b0;\n    else if (en) begin\n";
@@ -121,7 +121,7 @@ Result<EmittedLayer> EmitSoftmax(const LayerContext& ctx) {
   s += RomFunction("rcp_rom", nm::MakeReciprocalTable(size), ew);
   for (int k = 0; k < sw; ++k) s += RequantizeFunction("rq" + Str(k), 2 * ew + 1, ef + k, rf);
   // Stage 1: max, differences, exp lookups.
-  s += "  reg v1, v2, v3;\n  reg [63:0] t1, t2, t3;\n";
+  s += "  reg v1, v2, v3;\n  reg [" + kTagRange + "] t1, t2, t3;\n";
   s += "  wire en = !v3 || out_ready;\n  assign in_ready = en;\n";
   s += "  assign out_valid = v3;\n  assign out_tag = t3;\n";
   for (int i = 0; i < n; ++i) {
@@ -207,8 +207,10 @@ Result<EmittedLayer> EmitActivationLayer(const LayerContext& ctx) {
       s += RequantizeFunction("rq", xw, xf.fraction_bits(), rf);
       for (int i = 0; i < ctx.n_in; ++i) {
         const std::string x = SignedElement("in_data", i, xf, &w);
-        exprs.push_back(kind == ActivationKind::kReLU
-                            ? "rq((" + x + " < " + SignedLiteral(0, xw) + ") ? " + SignedLiteral(0, xw) + " : " + x + ")"
+        // ReLU tests the sign bit directly: a `< 0` compare costs a carry chain per element on iCE40.
+        const std::string sign = "in_data[" + Str(i * xf.width + xf.width - 1) + "]";
+        exprs.push_back(kind == ActivationKind::kReLU && xf.is_signed
+                            ? "rq(" + sign + " ? " + SignedLiteral(0, xw) + " : " + x + ")"
                             : "rq(" + x + ")");
       }
       break;

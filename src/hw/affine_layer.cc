@@ -37,11 +37,11 @@ std::string ModuleHead(const LayerContext& ctx, const std::string& who, int r, i
                   Str(r) + ", accum " + af.ToString() + ", result " + rf.ToString() + "\n";
   s += "module " + ctx.module + " (\n"
        "  input clk, input rst,\n"
-       "  input in_valid, output in_ready, input [" + XW + "-1:0] in_data, input [63:0] in_tag,\n"
-       "  output out_valid, input out_ready, output [" + OW + "-1:0] out_data, output [63:0] out_tag\n"
+       "  input in_valid, output in_ready, input [" + XW + "-1:0] in_data, input [" + kTagRange + "] in_tag,\n"
+       "  output out_valid, input out_ready, output [" + OW + "-1:0] out_data, output [" + kTagRange + "] out_tag\n"
        ");\n";
   s += RequantizeFunction("rq", aw, af.fraction_bits(), rf);
-  s += "  reg ov;\n  reg [" + OW + "-1:0] od;\n  reg [63:0] otag;\n";
+  s += "  reg ov;\n  reg [" + OW + "-1:0] od;\n  reg [" + kTagRange + "] otag;\n";
   s += "  assign out_valid = ov;\n  assign out_data = od;\n  assign out_tag = otag;\n";
   return s;
 }
@@ -50,7 +50,7 @@ std::string ModuleHead(const LayerContext& ctx, const std::string& who, int r, i
 std::string SequencerRegs(std::int64_t x_bits, int r) {
   const int cw = BitsFor(r);
   std::string s = "  reg busy;\n  reg [" + Str(cw - 1) + ":0] cnt;\n";
-  s += "  reg [" + Str(x_bits) + "-1:0] x;\n  reg [63:0] tag;\n";
+  s += "  reg [" + Str(x_bits) + "-1:0] x;\n  reg [" + kTagRange + "] tag;\n";
   s += "  wire last = busy && (cnt == " + Str(cw) + "'d" + Str(r - 1) + ");\n";
   s += "  wire fire = last && (!ov || out_ready);\n";
   s += "  assign in_ready = !busy || fire;\n";

@@ -57,9 +57,9 @@ std::string TopModule(const HwDesign& d, const std::vector<std::string>& modules
   s += "  always @(posedge clk) begin\n    if (rst) counter <= 64'd0;\n    else counter <= counter + 64'd1;\n  end\n";
   s += "  assign cycle_count = counter;\n";
   for (std::size_t k = 0; k <= modules.size(); ++k) {
-    s += "  wire v" + Str(k) + ", r" + Str(k) + ";\n  wire [" + Str(widths[k]) + "-1:0] d" + Str(k) + ";\n  wire [63:0] t" + Str(k) + ";\n";
+    s += "  wire v" + Str(k) + ", r" + Str(k) + ";\n  wire [" + Str(widths[k]) + "-1:0] d" + Str(k) + ";\n  wire [" + kTagRange + "] t" + Str(k) + ";\n";
   }
-  s += "  assign v0 = in_valid;\n  assign in_ready = r0;\n  assign d0 = in_data;\n  assign t0 = counter;\n";
+  s += "  assign v0 = in_valid;\n  assign in_ready = r0;\n  assign d0 = in_data;\n  assign t0 = counter[" + kTagRange + "];\n";
   for (std::size_t k = 0; k < modules.size(); ++k) {
     const std::string a = Str(k), b = Str(k + 1);
     s += "  " + modules[k] + " u" + a + " (.clk(clk), .rst(rst), .in_valid(v" + a + "), .in_ready(r" + a +
@@ -68,7 +68,8 @@ std::string TopModule(const HwDesign& d, const std::vector<std::string>& modules
   }
   const std::string n = Str(modules.size());
   s += "  assign out_valid = v" + n + ";\n  assign r" + n + " = out_ready;\n  assign out_data = d" + n + ";\n";
-  s += "  assign out_cycles = counter - t" + n + ";\nendmodule\n";
+  s += "  wire [" + kTagRange + "] elapsed = counter[" + kTagRange + "] - t" + n + ";\n";
+  s += "  assign out_cycles = {" + Str(64 - kTagBits) + "'d0, elapsed};\nendmodule\n";
   return s;
 }
 
