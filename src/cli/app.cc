@@ -48,6 +48,7 @@ int RunApp(int argc, char** argv) {
   RegisterCompile(app, &exit_code);
   RegisterPredict(app, &exit_code);
   RegisterBoards(app, &exit_code);
+  RegisterServe(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

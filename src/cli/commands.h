@@ -12,6 +12,7 @@ void RegisterConvert(CLI::App& app, int* exit_code);
 void RegisterCompile(CLI::App& app, int* exit_code);
 void RegisterPredict(CLI::App& app, int* exit_code);
 void RegisterBoards(CLI::App& app, int* exit_code);
+void RegisterServe(CLI::App& app, int* exit_code);
 
 // Flags shared by every command that reads a model: --format and --weights.
 struct ModelFlags {
