@@ -96,6 +96,12 @@ int Serve(const ServeFlags& f, const std::vector<std::string>& extras) {
 
   // Live now, ready once every model is loaded and has passed its warm-up inference.
   Status loaded = repo->LoadAll();
+  if (loaded.code() == StatusCode::kNotFound) {
+    // Nothing to serve at all (no such directory, or no bundle in it): fail fast, as a pod should.
+    http->Stop();
+    if (grpc) grpc->Stop();
+    return ReportError(loaded, std::cerr);
+  }
   if (!loaded.ok()) std::cerr << "fpgaserve serve: " << loaded.ToString() << std::endl;
   for (const auto& e : repo->Index()) {
     std::cerr << "fpgaserve serve: model " << e.name << " " << e.state << (e.reason.empty() ? "" : ": " + e.reason)

@@ -1,5 +1,6 @@
 #include "serving/http_server.h"
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -88,9 +89,20 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Lingering close: stop sending, then read and discard what the client still sends (the rest
+  // of an oversized body) so that closing does not reset the connection before it has read
+  // our response.
   void Close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(5));
+    Drain();
+  }
+
+  void Drain() {
+    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (!ec) self->Drain();
+    });
   }
 
   beast::tcp_stream stream_;
@@ -99,6 +111,7 @@ class Session : public std::enable_shared_from_this<Session> {
   RestApi* api_;
   const HttpServer::Options& options_;
   bool keep_alive_ = true;
+  std::array<char, 16384> scratch_{};
   bool head_ = false;
 };
 
