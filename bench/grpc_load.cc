@@ -1,0 +1,318 @@
+// grpc_load: a small ghz-like load generator for the KServe V2 gRPC ModelInfer.
+//
+// Keeps `--concurrency` requests in flight with the async API: `--threads` threads each drive
+// their share of the in-flight "slots" through their own CompletionQueue (like wrk's event loops,
+// so the generator needs little CPU). Each slot sends one 4-feature FP32 sample (banknote) again
+// and again for `--duration` seconds; every response must be OK and carry output data.
+// With --rate R each slot follows a fixed schedule of R/C requests/s, staggered across slots
+// (open-loop-ish: a late slot sends at once to catch up, but a slot never has two requests in
+// flight). Latency runs from the send to the response and is kept for every OK request, so the
+// percentiles come from the full record.
+//
+//   grpc_load --target 127.0.0.1:8081 --model banknote --duration 10 --concurrency 16 [--rate 2000]
+//             [--raw] [--threads 2] [--connections 1] [--json]
+#include <grpcpp/alarm.h>
+#include <grpcpp/grpcpp.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpc_service.grpc.pb.h"
+
+namespace {
+
+namespace pb = inference;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string target;
+  std::string model = "banknote";
+  std::string input = "input";
+  double duration_s = 10;
+  int concurrency = 1;
+  int threads = 2;
+  int connections = 1;
+  double rate = 0;  // requests/s over all slots; 0 = as fast as possible
+  bool raw = false;
+  bool json = false;
+  double timeout_s = 10;
+};
+
+// What one thread saw; merged after the run.
+struct ThreadResult {
+  std::vector<std::int64_t> latency_ns;  // OK requests only
+  std::uint64_t errors = 0;
+  std::map<std::string, std::uint64_t> error_kinds;  // status code name (or "no outputs") -> count
+  std::string first_error;
+};
+
+// One banknote sample, in either the typed field or the raw-bytes field.
+pb::ModelInferRequest MakeRequest(const Options& o) {
+  static constexpr float kSample[4] = {3.6216f, 8.6661f, -2.8073f, -0.44699f};
+  pb::ModelInferRequest req;
+  req.set_model_name(o.model);
+  auto* in = req.add_inputs();
+  in->set_name(o.input);
+  in->set_datatype("FP32");
+  in->add_shape(1);
+  in->add_shape(4);
+  if (o.raw) {
+    // The binary layout is little-endian FP32, which is this host's layout (x86-64, aarch64).
+    std::string bytes(sizeof kSample, '\0');
+    std::memcpy(bytes.data(), kSample, sizeof kSample);
+    req.add_raw_input_contents(std::move(bytes));
+  } else {
+    for (float v : kSample) in->mutable_contents()->add_fp32_contents(v);
+  }
+  return req;
+}
+
+std::string CodeName(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    default: return "CODE_" + std::to_string(static_cast<int>(c));
+  }
+}
+
+// Empty when the call succeeded and the response has output data; else the error, with its
+// short kind in *kind.
+std::string CheckResponse(const grpc::Status& st, const pb::ModelInferResponse& resp, bool raw, std::string* kind) {
+  if (!st.ok()) {
+    *kind = CodeName(st.error_code());
+    return *kind + ": " + st.error_message();
+  }
+  bool has_data = resp.outputs_size() > 0;
+  if (has_data && raw) {
+    has_data = resp.raw_output_contents_size() == resp.outputs_size() && !resp.raw_output_contents(0).empty();
+  } else if (has_data) {
+    const auto& c = resp.outputs(0).contents();
+    has_data = c.fp32_contents_size() > 0 || c.int64_contents_size() > 0;
+  }
+  if (!has_data) {
+    *kind = "no outputs";
+    return "response has no output data";
+  }
+  return "";
+}
+
+std::chrono::system_clock::time_point Deadline(double seconds) {
+  return std::chrono::system_clock::now() + std::chrono::microseconds(static_cast<std::int64_t>(seconds * 1e6));
+}
+
+// One in-flight request position. Its address is the CompletionQueue tag; `in_flight` tells a
+// finished call from a fired pacing alarm.
+struct Slot {
+  std::unique_ptr<grpc::ClientContext> ctx;  // a context serves one call only
+  std::unique_ptr<grpc::ClientAsyncResponseReader<pb::ModelInferResponse>> reader;
+  pb::ModelInferResponse resp;
+  grpc::Status status;
+  grpc::Alarm alarm;
+  Clock::time_point sent;
+  Clock::time_point next;  // paced: when the next request is due
+  bool in_flight = false;
+};
+
+// Drives the slots index, index + threads, ... until the end of the run.
+void RunThread(int index, const Options& o, std::shared_ptr<grpc::Channel> channel, const pb::ModelInferRequest& req,
+               Clock::time_point start, Clock::time_point end, ThreadResult* out) {
+  auto stub = pb::GRPCInferenceService::NewStub(channel);
+  grpc::CompletionQueue cq;
+  const bool paced = o.rate > 0;
+  const auto period = paced ? std::chrono::nanoseconds(static_cast<std::int64_t>(o.concurrency * 1e9 / o.rate))
+                            : std::chrono::nanoseconds(0);
+  std::vector<std::unique_ptr<Slot>> slots;
+  for (int k = index; k < o.concurrency; k += o.threads) {
+    slots.push_back(std::make_unique<Slot>());
+    slots.back()->next = start + period * k / o.concurrency;  // stagger the slots inside one period
+  }
+  out->latency_ns.reserve(paced ? static_cast<std::size_t>(o.rate * o.duration_s / o.threads * 1.1) + 16 : 1 << 16);
+
+  auto send = [&](Slot& s) {
+    s.ctx = std::make_unique<grpc::ClientContext>();
+    s.ctx->set_deadline(Deadline(o.timeout_s));
+    s.resp.Clear();
+    s.in_flight = true;
+    s.sent = Clock::now();
+    s.reader = stub->AsyncModelInfer(s.ctx.get(), req, &cq);
+    s.reader->Finish(&s.resp, &s.status, &s);
+  };
+  // Starts the slot's next request now or at its due time; false once the run is over for it.
+  auto schedule = [&](Slot& s) {
+    const auto now = Clock::now();
+    if (!paced) {
+      if (now >= end) return false;
+      send(s);
+      return true;
+    }
+    if (s.next >= end) return false;
+    const auto due = s.next;
+    s.next += period;  // behind schedule: the next one is due at once
+    if (due <= now) {
+      send(s);
+    } else {
+      s.in_flight = false;
+      s.alarm.Set(&cq, std::chrono::system_clock::now() + (due - now), &s);
+    }
+    return true;
+  };
+
+  std::this_thread::sleep_until(start);
+  int active = 0;
+  for (auto& s : slots) active += schedule(*s) ? 1 : 0;
+  while (active > 0) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) break;
+    Slot& s = *static_cast<Slot*>(tag);
+    if (!s.in_flight) {  // pacing alarm: send the due request
+      send(s);
+      continue;
+    }
+    const auto latency = Clock::now() - s.sent;
+    std::string kind;
+    if (std::string err = CheckResponse(s.status, s.resp, o.raw, &kind); err.empty()) {
+      out->latency_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+    } else {
+      ++out->errors;
+      ++out->error_kinds[kind];
+      if (out->first_error.empty()) out->first_error = err;
+    }
+    if (!schedule(s)) --active;
+  }
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+// Nearest-rank percentile of a sorted record, in milliseconds.
+double PercentileMs(const std::vector<std::int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
+  return static_cast<double>(sorted[rank - 1]) / 1e6;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"grpc_load: load generator for the KServe V2 gRPC ModelInfer (one banknote sample)"};
+  app.add_option("--target", o.target, "host:port of the gRPC server")->required();
+  app.add_option("--model", o.model, "Model name")->capture_default_str();
+  app.add_option("--input", o.input, "Input tensor name")->capture_default_str();
+  app.add_option("--duration", o.duration_s, "Seconds of load")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--concurrency", o.concurrency, "Requests in flight")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--threads", o.threads, "Client threads (each with its own completion queue)")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--connections", o.connections, "HTTP/2 connections, one per thread at most")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--rate", o.rate, "Total requests/s, paced per slot; 0 = as fast as possible")->capture_default_str()->check(CLI::Range(0.0, 1e7));
+  app.add_option("--timeout", o.timeout_s, "Per-request deadline in seconds")->capture_default_str()->check(CLI::Range(0.001, 3600.0));
+  app.add_flag("--raw", o.raw, "Send raw_input_contents instead of fp32_contents");
+  app.add_flag("--json", o.json, "Print one JSON object instead of text");
+  CLI11_PARSE(app, argc, argv);
+  o.threads = std::min(o.threads, o.concurrency);
+  o.connections = std::min(o.connections, o.threads);
+
+  // Separate subchannel pools so that each channel really is its own TCP connection.
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < o.connections; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto ch = grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args);
+    if (!ch->WaitForConnected(Deadline(5))) {
+      std::cerr << "grpc_load: cannot connect to " << o.target << " within 5 s\n";
+      return 2;
+    }
+    channels.push_back(std::move(ch));
+  }
+
+  // One blocking request before the clock starts: fail fast, with the server's message.
+  const pb::ModelInferRequest req = MakeRequest(o);
+  {
+    auto stub = pb::GRPCInferenceService::NewStub(channels[0]);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(o.timeout_s));
+    pb::ModelInferResponse resp;
+    grpc::Status st = stub->ModelInfer(&ctx, req, &resp);
+    std::string kind;
+    if (std::string err = CheckResponse(st, resp, o.raw, &kind); !err.empty()) {
+      std::cerr << "grpc_load: the first ModelInfer failed: " << err << "\n";
+      return 2;
+    }
+  }
+
+  std::vector<ThreadResult> results(static_cast<std::size_t>(o.threads));
+  std::vector<std::thread> threads;
+  const auto start = Clock::now() + std::chrono::milliseconds(5);  // every thread starts together
+  const auto end = start + std::chrono::microseconds(static_cast<std::int64_t>(o.duration_s * 1e6));
+  for (int i = 0; i < o.threads; ++i) {
+    threads.emplace_back(RunThread, i, std::cref(o), channels[static_cast<std::size_t>(i % o.connections)],
+                         std::cref(req), start, end, &results[static_cast<std::size_t>(i)]);
+  }
+  for (auto& t : threads) t.join();
+  // Requests in flight at the end finish and count, so the run lasts until the last one.
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+
+  ThreadResult all;
+  for (auto& r : results) {
+    all.latency_ns.insert(all.latency_ns.end(), r.latency_ns.begin(), r.latency_ns.end());
+    all.errors += r.errors;
+    for (const auto& [k, n] : r.error_kinds) all.error_kinds[k] += n;
+    if (all.first_error.empty()) all.first_error = r.first_error;
+  }
+  std::sort(all.latency_ns.begin(), all.latency_ns.end());
+  const std::uint64_t ok = all.latency_ns.size();
+  double sum_ns = 0;
+  for (auto v : all.latency_ns) sum_ns += static_cast<double>(v);
+  const double mean_ms = ok ? sum_ns / static_cast<double>(ok) / 1e6 : 0;
+  const double rps = static_cast<double>(ok + all.errors) / elapsed;
+  const double max_ms = ok ? static_cast<double>(all.latency_ns.back()) / 1e6 : 0;
+  const double p50 = PercentileMs(all.latency_ns, 50), p90 = PercentileMs(all.latency_ns, 90),
+               p99 = PercentileMs(all.latency_ns, 99);
+
+  if (o.json) {
+    nlohmann::json j{{"target", o.target}, {"model", o.model}, {"concurrency", o.concurrency},
+                     {"threads", o.threads}, {"connections", o.connections}, {"rate_target", o.rate},
+                     {"raw", o.raw}, {"seconds", elapsed}, {"requests", ok + all.errors}, {"ok", ok},
+                     {"errors", all.errors}, {"rps", rps}, {"ok_rps", static_cast<double>(ok) / elapsed},
+                     {"mean_ms", mean_ms}, {"p50_ms", p50}, {"p90_ms", p90}, {"p99_ms", p99}, {"max_ms", max_ms},
+                     {"error_kinds", all.error_kinds}, {"first_error", all.first_error}};
+    std::cout << j.dump() << std::endl;
+  } else {
+    const std::string rate = o.rate > 0 ? std::to_string(static_cast<long>(o.rate)) + "/s" : "max";
+    std::printf("grpc_load: %s model %s, %d in flight, %d thread(s), %d connection(s), %.1f s, rate %s, %s\n",
+                o.target.c_str(), o.model.c_str(), o.concurrency, o.threads, o.connections, elapsed, rate.c_str(),
+                o.raw ? "raw_input_contents" : "fp32_contents");
+    std::printf("requests:    %llu (%llu ok, %llu errors), %.1f requests/s\n",
+                static_cast<unsigned long long>(ok + all.errors), static_cast<unsigned long long>(ok),
+                static_cast<unsigned long long>(all.errors), rps);
+    std::printf("latency ms:  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  mean %.3f\n", p50, p90, p99, max_ms, mean_ms);
+    for (const auto& [k, n] : all.error_kinds) {
+      std::printf("errors:      %s x %llu\n", k.c_str(), static_cast<unsigned long long>(n));
+    }
+    if (!all.first_error.empty()) std::printf("first error: %s\n", all.first_error.c_str());
+  }
+  return all.errors == 0 ? 0 : 1;
+}
