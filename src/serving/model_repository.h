@@ -146,6 +146,7 @@ class ServedModel {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  bool busy_ = false;  // the driver is in use (by the batcher thread or a caller's fast path)
   std::string reason_;
   std::unique_ptr<runtime::BoardDriver> driver_;
   std::thread worker_;

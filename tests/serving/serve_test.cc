@@ -321,6 +321,33 @@ TEST_F(ServeTest, ConcurrentCallersGetTheirOwnResultsAndRequestsAreBatched) {
   EXPECT_GT(rows / batches, 1.5) << "requests were not coalesced: " << rows << " rows in " << batches << " batches";
 }
 
+// Without a queue delay an idle model runs a request on the caller's thread; requests arriving
+// meanwhile queue for the batcher. Both paths must give every caller its own rows' results.
+TEST_F(ServeTest, DefaultNoDelayServerIsCorrectUnderConcurrency) {
+  Server s({"--model_name", "banknote", "--model_dir", bundle_, "--driver", "emu"});
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> d(-6, 6);
+  std::vector<std::vector<std::vector<double>>> inputs(6 * 40);
+  for (auto& in : inputs) {
+    in.resize(1 + rng() % 4);
+    for (auto& row : in) row = {d(rng), d(rng), d(rng), d(rng)};
+  }
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 40; ++k) {
+        const auto& in = inputs[t * 40 + k];
+        auto r = Http(s.http_port, "POST", "/v2/models/banknote/infer", V2Body(in));
+        if (r.status != 200 || Probabilities(r.Json()) != Expected(in)) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(s.Stop(), 0) << s.Log();
+}
+
 TEST_F(ServeTest, MetricsPassPromtool) {
   Http(port(), "POST", "/v2/models/banknote/infer", V2Body(kRows));
   auto m = Http(port(), "GET", "/metrics");
