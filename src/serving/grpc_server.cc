@@ -265,6 +265,12 @@ Status GrpcServer::Start() {
   builder.SetMaxReceiveMessageSize(static_cast<int>(o.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(o.max_message_bytes));
   builder.RegisterService(impl_->service.get());
+  // The sync server creates and retires polling threads as load changes; under steady load
+  // that churn (hundreds of thread creations per second) dominated its CPU. Keep a fixed set
+  // of pollers busy instead: one completion queue per core, two to four pollers each.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 4);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 16);
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->bound_port == 0) {
     impl_->server.reset();
