@@ -3,7 +3,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <future>
 
 #include "grpc_service.grpc.pb.h"
 
@@ -88,7 +87,8 @@ Status DecodeInputs(const pb::ModelInferRequest& req, const ServingLimits& limit
   return Status::Ok();
 }
 
-class Service final : public pb::GRPCInferenceService::Service {
+class Service final
+    : public pb::GRPCInferenceService::WithCallbackMethod_ModelInfer<pb::GRPCInferenceService::Service> {
  public:
   Service(ModelRepository* repo, MetricsRegistry* metrics, ServerInfo info)
       : repo_(repo), metrics_(metrics), info_(std::move(info)) {}
@@ -144,13 +144,21 @@ class Service final : public pb::GRPCInferenceService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ModelInfer(grpc::ServerContext*, const pb::ModelInferRequest* q, pb::ModelInferResponse* r) override {
+  // ModelInfer uses the callback API: no thread blocks while a request waits in the batcher, and
+  // the response is completed from whichever thread ran the device batch.
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const pb::ModelInferRequest* q,
+                                       pb::ModelInferResponse* r) override {
     const auto start = Clock::now();
+    auto* reactor = ctx->DefaultReactor();
     auto m = Find(q->model_name(), q->model_version());
-    if (!m.ok()) return ToGrpc(m.status());
-    auto& total = metrics_->GetHistogram("fpgaserve_request_seconds",
-                                         "Server time per inference request (parse to response).",
-                                         {{"model_name", q->model_name()}, {"protocol", "grpc"}}, DefaultSecondsBuckets());
+    if (!m.ok()) {
+      reactor->Finish(ToGrpc(m.status()));
+      return reactor;
+    }
+    auto* total = &metrics_->GetHistogram("fpgaserve_request_seconds",
+                                          "Server time per inference request (parse to response).",
+                                          {{"model_name", q->model_name()}, {"protocol", "grpc"}},
+                                          DefaultSecondsBuckets());
     InferRequest ir;
     ir.model_name = q->model_name();
     ir.model_version = q->model_version();
@@ -159,22 +167,24 @@ class Service final : public pb::GRPCInferenceService::Service {
     if (!st.ok()) {
       metrics_->GetCounter("fpgaserve_inference_requests_total", "Inference requests by outcome.",
                            {{"model_name", q->model_name()}, {"outcome", "failure"}}).Inc();
-      total.Observe(std::chrono::duration<double>(Clock::now() - start).count());
-      return ToGrpc(st);
-    }
-    std::promise<Result<InferResponse>> promise;
-    auto future = promise.get_future();
-    (*m)->Infer(std::move(ir), [&promise](Result<InferResponse> res) { promise.set_value(std::move(res)); });
-    Result<InferResponse> res = future.get();
-    if (!res.ok()) {
-      total.Observe(std::chrono::duration<double>(Clock::now() - start).count());
-      return ToGrpc(res.status());
+      total->Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      reactor->Finish(ToGrpc(st));
+      return reactor;
     }
     const bool raw = q->raw_input_contents_size() > 0;
-    r->set_model_name(res->model_name);
-    r->set_model_version(res->model_version.empty() ? "1" : res->model_version);
-    r->set_id(res->id);
-    const auto& t = res->timings;
+    (*m)->Infer(std::move(ir), [reactor, r, raw, total, start](Result<InferResponse> res) {
+      if (res.ok()) Fill(*res, raw, r);
+      total->Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      reactor->Finish(res.ok() ? grpc::Status::OK : ToGrpc(res.status()));
+    });
+    return reactor;
+  }
+
+  static void Fill(const InferResponse& res, bool raw, pb::ModelInferResponse* r) {
+    r->set_model_name(res.model_name);
+    r->set_model_version(res.model_version.empty() ? "1" : res.model_version);
+    r->set_id(res.id);
+    const auto& t = res.timings;
     auto& params = *r->mutable_parameters();
     params["device_cycles"].set_uint64_param(t.device_cycles);
     params["device_seconds"].set_double_param(t.device_seconds);
@@ -182,7 +192,7 @@ class Service final : public pb::GRPCInferenceService::Service {
     params["driver_seconds"].set_double_param(t.driver_seconds);
     params["batch_rows"].set_int64_param(static_cast<std::int64_t>(t.batch_rows));
     params["input_overflows"].set_uint64_param(t.input_overflows);
-    for (const auto& o : res->outputs) {
+    for (const auto& o : res.outputs) {
       auto* out = r->add_outputs();
       out->set_name(o.name);
       out->set_datatype(DTypeName(o.datatype));
@@ -198,8 +208,6 @@ class Service final : public pb::GRPCInferenceService::Service {
         out->mutable_contents()->mutable_fp32_contents()->Add(o.fp32.begin(), o.fp32.end());
       }
     }
-    total.Observe(std::chrono::duration<double>(Clock::now() - start).count());
-    return grpc::Status::OK;
   }
 
   grpc::Status RepositoryIndex(grpc::ServerContext*, const pb::RepositoryIndexRequest* q,
