@@ -155,26 +155,23 @@ class Service final
       reactor->Finish(ToGrpc(m.status()));
       return reactor;
     }
-    auto* total = &metrics_->GetHistogram("fpgaserve_request_seconds",
-                                          "Server time per inference request (parse to response).",
-                                          {{"model_name", q->model_name()}, {"protocol", "grpc"}},
-                                          DefaultSecondsBuckets());
+    const ServedModel::Instruments& inst = (*m)->instruments();
+    Histogram* total = inst.request_grpc;
     InferRequest ir;
     ir.model_name = q->model_name();
     ir.model_version = q->model_version();
     ir.id = q->id();
     Status st = DecodeInputs(*q, repo_->options().limits, &ir);
     if (!st.ok()) {
-      metrics_->GetCounter("fpgaserve_inference_requests_total", "Inference requests by outcome.",
-                           {{"model_name", q->model_name()}, {"outcome", "failure"}}).Inc();
-      total->Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      if (inst.failure) inst.failure->Inc();
+      if (total) total->Observe(std::chrono::duration<double>(Clock::now() - start).count());
       reactor->Finish(ToGrpc(st));
       return reactor;
     }
     const bool raw = q->raw_input_contents_size() > 0;
     (*m)->Infer(std::move(ir), [reactor, r, raw, total, start](Result<InferResponse> res) {
       if (res.ok()) Fill(*res, raw, r);
-      total->Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      if (total) total->Observe(std::chrono::duration<double>(Clock::now() - start).count());
       reactor->Finish(res.ok() ? grpc::Status::OK : ToGrpc(res.status()));
     });
     return reactor;

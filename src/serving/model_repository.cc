@@ -45,7 +45,30 @@ ServedModel::ServedModel(std::string name, std::string dir, std::string driver_k
       dir_(std::move(dir)),
       driver_kind_(std::move(driver_kind)),
       limits_(limits),
-      metrics_(metrics) {}
+      metrics_(metrics) {
+  if (!metrics_) return;
+  const Labels l{{"model_name", name_}};
+  const auto sec = DefaultSecondsBuckets();
+  const auto cyc = CycleBuckets();
+  auto& m = *metrics_;
+  inst_.batch_rows = &m.GetHistogram("fpgaserve_batch_rows", "Rows per device batch.", l, cyc);
+  inst_.driver_seconds = &m.GetHistogram("fpgaserve_driver_seconds", "Driver (board or simulator) time per device batch.",
+                                         {{"model_name", name_}, {"driver", driver_kind_}}, sec);
+  inst_.device_cycles = &m.GetHistogram("fpgaserve_device_cycles", "Device clock cycles per device batch.", l, cyc);
+  inst_.device_seconds = &m.GetHistogram("fpgaserve_device_seconds", "Device time per device batch at the firmware clock.", l, sec);
+  inst_.queue_seconds = &m.GetHistogram("fpgaserve_queue_seconds", "Time a request waited in the batcher.", l, sec);
+  inst_.predict_seconds = &m.GetHistogram("request_predict_seconds", "KServe: predict time (queue + device batch).", l, sec);
+  inst_.preprocess_seconds = &m.GetHistogram("request_preprocess_seconds", "KServe: request decoding time.", l, sec);
+  inst_.postprocess_seconds = &m.GetHistogram("request_postprocess_seconds", "KServe: response encoding time.", l, sec);
+  const char* help = "Server time per inference request (parse to response).";
+  inst_.request_v1 = &m.GetHistogram("fpgaserve_request_seconds", help, {{"model_name", name_}, {"protocol", "v1-rest"}}, sec);
+  inst_.request_v2 = &m.GetHistogram("fpgaserve_request_seconds", help, {{"model_name", name_}, {"protocol", "v2-rest"}}, sec);
+  inst_.request_grpc = &m.GetHistogram("fpgaserve_request_seconds", help, {{"model_name", name_}, {"protocol", "grpc"}}, sec);
+  inst_.success = &m.GetCounter("fpgaserve_inference_requests_total", "Inference requests by outcome.",
+                                {{"model_name", name_}, {"outcome", "success"}});
+  inst_.failure = &m.GetCounter("fpgaserve_inference_requests_total", "Inference requests by outcome.",
+                                {{"model_name", name_}, {"outcome", "failure"}});
+}
 
 ServedModel::~ServedModel() { Unload(); }
 
@@ -193,10 +216,7 @@ void ServedModel::Infer(InferRequest request, InferCallback done) {
       std::lock_guard lock(mu_);
       ++stats_.failure;
     }
-    if (metrics_) {
-      metrics_->GetCounter("fpgaserve_inference_requests_total", "Inference requests by outcome.",
-                           {{"model_name", name_}, {"outcome", "failure"}}).Inc();
-    }
+    if (inst_.failure) inst_.failure->Inc();
     done(st);
     return;
   }
@@ -289,20 +309,11 @@ void ServedModel::Finish(std::vector<Pending>& batch, const Result<runtime::Batc
   for (const auto& p : batch) total_rows += p.raw.rows;
   const double clock_hz = meta_.clock_mhz > 0 ? meta_.clock_mhz * 1e6 : 0;
   if (metrics_) {
-    const Labels l{{"model_name", name_}};
-    metrics_->GetHistogram("fpgaserve_batch_rows", "Rows per device batch.", l, CycleBuckets())
-        .Observe(static_cast<double>(total_rows));
-    metrics_->GetHistogram("fpgaserve_driver_seconds", "Driver (board or simulator) time per device batch.",
-                           {{"model_name", name_}, {"driver", driver_kind_}}, DefaultSecondsBuckets())
-        .Observe(driver_seconds);
+    inst_.batch_rows->Observe(static_cast<double>(total_rows));
+    inst_.driver_seconds->Observe(driver_seconds);
     if (result.ok()) {
-      metrics_->GetHistogram("fpgaserve_device_cycles", "Device clock cycles per device batch.", l, CycleBuckets())
-          .Observe(static_cast<double>(result->total_cycles));
-      if (clock_hz > 0) {
-        metrics_->GetHistogram("fpgaserve_device_seconds",
-                               "Device time per device batch at the firmware clock.", l, DefaultSecondsBuckets())
-            .Observe(static_cast<double>(result->total_cycles) / clock_hz);
-      }
+      inst_.device_cycles->Observe(static_cast<double>(result->total_cycles));
+      if (clock_hz > 0) inst_.device_seconds->Observe(static_cast<double>(result->total_cycles) / clock_hz);
     }
   }
   std::size_t row0 = 0;
@@ -313,10 +324,7 @@ void ServedModel::Finish(std::vector<Pending>& batch, const Result<runtime::Batc
         std::lock_guard lock(mu_);
         ++stats_.failure;
       }
-      if (metrics_) {
-        metrics_->GetCounter("fpgaserve_inference_requests_total", "Inference requests by outcome.",
-                             {{"model_name", name_}, {"outcome", "failure"}}).Inc();
-      }
+      if (inst_.failure) inst_.failure->Inc();
       p.done(result.status().WithContext("model '" + name_ + "' on " + driver_kind_));
       continue;
     }
@@ -374,13 +382,9 @@ void ServedModel::Finish(std::vector<Pending>& batch, const Result<runtime::Batc
       stats_.compute_seconds += driver_seconds;
     }
     if (metrics_) {
-      const Labels l{{"model_name", name_}};
-      metrics_->GetHistogram("fpgaserve_queue_seconds", "Time a request waited in the batcher.", l,
-                             DefaultSecondsBuckets()).Observe(queue_s);
-      metrics_->GetHistogram("request_predict_seconds", "KServe: predict time (queue + device batch).", l,
-                             DefaultSecondsBuckets()).Observe(queue_s + driver_seconds);
-      metrics_->GetCounter("fpgaserve_inference_requests_total", "Inference requests by outcome.",
-                           {{"model_name", name_}, {"outcome", "success"}}).Inc();
+      inst_.queue_seconds->Observe(queue_s);
+      inst_.predict_seconds->Observe(queue_s + driver_seconds);
+      inst_.success->Inc();
     }
     p.done(std::move(resp));
   }

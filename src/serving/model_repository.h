@@ -116,6 +116,25 @@ class ServedModel {
   // validation error).
   void Infer(InferRequest request, InferCallback done);
 
+  // The model's metric series, looked up once (the registry owns them; the pointers stay valid
+  // after the model is unloaded). Null members when the model has no registry.
+  struct Instruments {
+    Histogram* batch_rows = nullptr;
+    Histogram* driver_seconds = nullptr;
+    Histogram* device_cycles = nullptr;
+    Histogram* device_seconds = nullptr;
+    Histogram* queue_seconds = nullptr;
+    Histogram* predict_seconds = nullptr;
+    Histogram* preprocess_seconds = nullptr;
+    Histogram* postprocess_seconds = nullptr;
+    Histogram* request_v1 = nullptr;
+    Histogram* request_v2 = nullptr;
+    Histogram* request_grpc = nullptr;
+    Counter* success = nullptr;
+    Counter* failure = nullptr;
+  };
+  const Instruments& instruments() const { return inst_; }
+
   struct Stats {
     std::uint64_t success = 0, failure = 0, inferences = 0, batches = 0;
     double queue_seconds = 0, compute_seconds = 0;
@@ -138,6 +157,7 @@ class ServedModel {
   const std::string name_, dir_, driver_kind_;
   const ServingLimits limits_;
   MetricsRegistry* metrics_;
+  Instruments inst_;
   firmware::BundleMetadata meta_;
   numeric::NumberFormat in_format_, out_format_;
   bool classifier_ = false;

@@ -438,30 +438,24 @@ void RestApi::Infer(const std::string& model, const HttpRequest& req, Respond re
   ir.model_name = model;
   Status st = v1 ? ParseV1(req, *m, repo_->options().limits, &ir)
                  : ParseV2(req, repo_->options().limits, &ir);
-  const Labels labels{{"model_name", model}};
-  auto* total = &metrics_->GetHistogram("fpgaserve_request_seconds",
-                                        "Server time per inference request (parse to response).",
-                                        {{"model_name", model}, {"protocol", v1 ? "v1-rest" : "v2-rest"}},
-                                        DefaultSecondsBuckets());
+  const ServedModel::Instruments& inst = m->instruments();
+  Histogram* total = v1 ? inst.request_v1 : inst.request_v2;
   if (!st.ok()) {
-    metrics_->GetCounter("fpgaserve_inference_requests_total", "Inference requests by outcome.",
-                         {{"model_name", model}, {"outcome", "failure"}}).Inc();
-    total->Observe(Since(start));
+    if (inst.failure) inst.failure->Inc();
+    if (total) total->Observe(Since(start));
     return respond(ErrorResponse(st));
   }
-  metrics_->GetHistogram("request_preprocess_seconds", "KServe: request decoding time.", labels,
-                         DefaultSecondsBuckets()).Observe(Since(start));
-  MetricsRegistry* metrics = metrics_;
-  m->Infer(std::move(ir), [respond = std::move(respond), v1, start, total, metrics, model](Result<InferResponse> r) {
+  if (inst.preprocess_seconds) inst.preprocess_seconds->Observe(Since(start));
+  Histogram* post_hist = inst.postprocess_seconds;
+  m->Infer(std::move(ir), [respond = std::move(respond), v1, start, total, post_hist](Result<InferResponse> r) {
     if (!r.ok()) {
-      total->Observe(Since(start));
+      if (total) total->Observe(Since(start));
       return respond(ErrorResponse(r.status()));
     }
     const auto post = Clock::now();
     HttpResponse resp = v1 ? V1Response(*r) : V2Response(*r);
-    metrics->GetHistogram("request_postprocess_seconds", "KServe: response encoding time.",
-                          {{"model_name", model}}, DefaultSecondsBuckets()).Observe(Since(post));
-    total->Observe(Since(start));
+    if (post_hist) post_hist->Observe(Since(post));
+    if (total) total->Observe(Since(start));
     respond(std::move(resp));
   });
 }
