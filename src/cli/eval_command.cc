@@ -44,15 +44,6 @@ struct EvalReport {
   std::optional<QuantizedReport> quantized;
 };
 
-// Class predicted for each row: argmax over the outputs, or a 0.5 threshold for a single output
-// (a sigmoid binary classifier).
-std::vector<std::int64_t> PredictClasses(const model::SampleBatch& out) {
-  if (out.features != 1) return model::ArgmaxRows(out);
-  std::vector<std::int64_t> classes(out.rows);
-  for (std::size_t r = 0; r < out.rows; ++r) classes[r] = out.values[r] >= 0.5 ? 1 : 0;
-  return classes;
-}
-
 double Accuracy(const std::vector<std::int64_t>& predicted, const std::vector<std::int64_t>& labels) {
   std::size_t correct = 0;
   for (std::size_t r = 0; r < labels.size(); ++r) correct += predicted[r] == labels[r] ? 1 : 0;
@@ -73,8 +64,8 @@ Result<QuantizedReport> EvaluateQuantized(const EvalFlags& f, const model::Graph
   for (std::size_t i = 0; i < out.values.size(); ++i) {
     q.max_abs_error = std::max(q.max_abs_error, std::fabs(out.values[i] - float_out.values[i]));
   }
-  const auto qclasses = PredictClasses(out);
-  q.argmax_agreement = Accuracy(qclasses, PredictClasses(float_out));
+  const auto qclasses = model::PredictClasses(out);
+  q.argmax_agreement = Accuracy(qclasses, model::PredictClasses(float_out));
   if (!labels.empty()) {
     q.has_accuracy = true;
     q.accuracy = Accuracy(qclasses, labels);
@@ -104,7 +95,7 @@ Result<EvalReport> Evaluate(const EvalFlags& f) {
   EvalReport report;
   report.samples = data.rows;
   if (!data.labels.empty()) {
-    const auto classes = PredictClasses(out);
+    const auto classes = model::PredictClasses(out);
     const std::int64_t n_classes = out.features == 1 ? 2 : static_cast<std::int64_t>(out.features);
     std::size_t correct = 0;
     for (std::size_t r = 0; r < data.rows; ++r) {

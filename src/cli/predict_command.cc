@@ -45,14 +45,6 @@ struct PredictReport {
   std::int64_t input_overflows = 0;
 };
 
-// Class predicted for each row: argmax, or a 0.5 threshold for a single output (as eval does).
-std::vector<std::int64_t> PredictClasses(const model::SampleBatch& out) {
-  if (out.features != 1) return model::ArgmaxRows(out);
-  std::vector<std::int64_t> classes(out.rows);
-  for (std::size_t r = 0; r < out.rows; ++r) classes[r] = out.values[r] >= 0.5 ? 1 : 0;
-  return classes;
-}
-
 // The header names each output element "<output name>[i]"; values are exact (shortest
 // round-trip text of the exact double), so two boards agree byte for byte exactly when they
 // agree bit for bit.
@@ -117,7 +109,7 @@ Result<PredictReport> Predict(const PredictFlags& f) {
     out.values.push_back(numeric::ToDouble(v, out_format));
   if (!data.labels.empty()) {
     const std::int64_t n_classes = out.features == 1 ? 2 : static_cast<std::int64_t>(out.features);
-    const auto classes = PredictClasses(out);
+    const auto classes = model::PredictClasses(out);
     std::size_t correct = 0;
     for (std::size_t r = 0; r < data.rows; ++r) {
       if (data.labels[r] >= n_classes) {

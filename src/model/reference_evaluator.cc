@@ -125,4 +125,11 @@ std::vector<std::int64_t> ArgmaxRows(const SampleBatch& batch) {
   return out;
 }
 
+std::vector<std::int64_t> PredictClasses(const SampleBatch& out) {
+  if (out.features != 1) return ArgmaxRows(out);
+  std::vector<std::int64_t> classes(out.rows);
+  for (std::size_t r = 0; r < out.rows; ++r) classes[r] = out.values[r] >= 0.5 ? 1 : 0;
+  return classes;
+}
+
 }  // namespace fpgaserve::model

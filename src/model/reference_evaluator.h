@@ -30,4 +30,8 @@ Result<SampleBatch> EvaluateReference(const Graph& graph, const SampleBatch& inp
 // Index of the largest value in each row (first one on ties).
 std::vector<std::int64_t> ArgmaxRows(const SampleBatch& batch);
 
+// The class predicted for each row: argmax over the outputs, or a 0.5 threshold when there is a
+// single output (a sigmoid binary classifier).
+std::vector<std::int64_t> PredictClasses(const SampleBatch& out);
+
 }  // namespace fpgaserve::model

@@ -1,8 +1,10 @@
 #include "serving/model_repository.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
+#include "model/reference_evaluator.h"
 #include "runtime/batch_validation.h"
 
 namespace fpgaserve::serving {
@@ -291,7 +293,6 @@ void ServedModel::Run() {
       }
       for (auto& p : batch) p.raw.values.clear();  // rows are kept for splitting
     }
-    if (batch.size() == 1) batch[0].raw.rows = all.rows;
     const auto started = std::chrono::steady_clock::now();
     Result<runtime::BatchResult> result = driver_->Infer(all);
     Finish(batch, result, started, Since(started));
@@ -334,25 +335,17 @@ void ServedModel::Finish(std::vector<Pending>& batch, const Result<runtime::Batc
     resp.model_name = name_;
     resp.id = p.request.id;
     resp.model_version = p.request.model_version;
-    OutputTensor probs{output_name(), DType::kFp32, {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(n_out)}, {}, {}, false};
-    probs.fp32.resize(rows * n_out);
+    // Probabilities as doubles first: the class index is decided on them, then sent as FP32.
+    model::SampleBatch values{rows, n_out, std::vector<double>(rows * n_out)};
     for (std::size_t i = 0; i < rows * n_out; ++i) {
-      probs.fp32[i] = static_cast<float>(numeric::ToDouble(out.values[row0 * n_out + i], out_format_));
+      values.values[i] = numeric::ToDouble(out.values[row0 * n_out + i], out_format_);
     }
+    OutputTensor probs{output_name(), DType::kFp32, {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(n_out)}, {}, {}, false};
+    probs.fp32.assign(values.values.begin(), values.values.end());
     std::vector<OutputTensor> outs;
     outs.push_back(std::move(probs));
     if (classifier_) {
-      OutputTensor cls{kClassOutput, DType::kInt64, {static_cast<std::int64_t>(rows)}, {}, {}, false};
-      const auto& pv = outs[0].fp32;
-      for (std::size_t r = 0; r < rows; ++r) {
-        if (n_out == 1) {
-          cls.int64.push_back(pv[r] >= 0.5f ? 1 : 0);
-        } else {
-          const auto* row = pv.data() + r * n_out;
-          cls.int64.push_back(std::max_element(row, row + n_out) - row);
-        }
-      }
-      outs.push_back(std::move(cls));
+      outs.push_back({kClassOutput, DType::kInt64, {static_cast<std::int64_t>(rows)}, {}, model::PredictClasses(values), false});
     }
     if (p.request.outputs.empty()) {
       for (auto& o : outs) o.binary = p.request.binary_output;

@@ -149,6 +149,16 @@ const std::vector<std::vector<double>> kRows = {
     {4.5459, 8.1674, -2.4586, -1.4621},  {-2.5419, -0.65804, 2.6842, 1.1952},
     {0.3292, -4.4552, 4.5718, -0.9888},  {-0.40804, 0.54214, -0.52725, 0.6586}};
 
+// The rows as an FP32 client sends them.
+std::vector<std::vector<double>> AsFloat32(const std::vector<std::vector<double>>& rows) {
+  std::vector<std::vector<double>> out;
+  for (const auto& row : rows) {
+    out.push_back({});
+    for (double x : row) out.back().push_back(static_cast<float>(x));
+  }
+  return out;
+}
+
 class ServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -276,13 +286,7 @@ TEST_F(ServeTest, BinaryTensorExtension) {
   std::vector<float> got(kRows.size() * 2);
   ASSERT_EQ(r.body.size() - n, got.size() * 4);
   std::memcpy(got.data(), r.body.data() + n, got.size() * 4);
-  std::vector<double> as_float;
-  std::vector<std::vector<double>> rounded;
-  for (const auto& row : kRows) {
-    rounded.push_back({});
-    for (double x : row) rounded.back().push_back(static_cast<float>(x));
-  }
-  EXPECT_EQ(got, Expected(rounded));
+  EXPECT_EQ(got, Expected(AsFloat32(kRows)));
 }
 
 TEST_F(ServeTest, ConcurrentCallersGetTheirOwnResultsAndRequestsAreBatched) {
@@ -489,12 +493,7 @@ TEST_F(ServeTest, GrpcEndpointsAndErrors) {
       EXPECT_EQ(got, expected);
     } else {
       got.assign(r.outputs(0).contents().fp32_contents().begin(), r.outputs(0).contents().fp32_contents().end());
-      std::vector<std::vector<double>> rounded;
-      for (const auto& row : kRows) {
-        rounded.push_back({});
-        for (double x : row) rounded.back().push_back(static_cast<float>(x));
-      }
-      EXPECT_EQ(got, Expected(rounded));
+      EXPECT_EQ(got, Expected(AsFloat32(kRows)));
     }
     EXPECT_GT(r.parameters().at("device_cycles").uint64_param(), 0u);
   }
