@@ -135,6 +135,7 @@ void ServedModel::Unload() {
     std::lock_guard lock(mu_);
     stopping_ = true;
     orphans.swap(queue_);
+    queued_rows_ = 0;
     if (state_ == ModelState::kReady || state_ == ModelState::kLoading) {
       state_ = ModelState::kUnavailable;
       reason_ = "unloaded";
@@ -249,6 +250,7 @@ void ServedModel::Infer(InferRequest request, InferCallback done) {
       cv_.notify_all();
       return;
     }
+    queued_rows_ += p.raw.rows;
     queue_.push_back(std::move(p));
   }
   cv_.notify_all();
@@ -266,12 +268,7 @@ void ServedModel::Run() {
       // batch is not full; then take whole requests in arrival order up to max_rows.
       if (limits_.max_queue_delay.count() > 0) {
         const auto deadline = queue_.front().enqueued + limits_.max_queue_delay;
-        auto queued_rows = [&] {
-          std::size_t n = 0;
-          for (const auto& q : queue_) n += q.raw.rows;
-          return n;
-        };
-        cv_.wait_until(lock, deadline, [&] { return stopping_ || queued_rows() >= max_rows; });
+        cv_.wait_until(lock, deadline, [&] { return stopping_ || queued_rows_ >= max_rows; });
         if (stopping_) return;
       }
       busy_ = true;
@@ -280,6 +277,7 @@ void ServedModel::Run() {
         rows += queue_.front().raw.rows;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
+        queued_rows_ -= batch.back().raw.rows;
       }
     }
     numeric::RawBatch all;

@@ -165,6 +165,7 @@ class ServedModel {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
+  std::size_t queued_rows_ = 0;  // rows in queue_
   bool stopping_ = false;
   bool busy_ = false;  // the driver is in use (by the batcher thread or a caller's fast path)
   std::string reason_;
