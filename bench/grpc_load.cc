@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "grpc_service.grpc.pb.h"
+#include "load_report.h"
 
 namespace {
 
@@ -48,14 +49,6 @@ struct Options {
   bool raw = false;
   bool json = false;
   double timeout_s = 10;
-};
-
-// What one thread saw; merged after the run.
-struct ThreadResult {
-  std::vector<std::int64_t> latency_ns;  // OK requests only
-  std::uint64_t errors = 0;
-  std::map<std::string, std::uint64_t> error_kinds;  // status code name (or "no outputs") -> count
-  std::string first_error;
 };
 
 // One banknote sample, in either the typed field or the raw-bytes field.
@@ -135,7 +128,7 @@ struct Slot {
 
 // Drives the slots index, index + threads, ... until the end of the run.
 void RunThread(int index, const Options& o, std::shared_ptr<grpc::Channel> channel, const pb::ModelInferRequest& req,
-               Clock::time_point start, Clock::time_point end, ThreadResult* out) {
+               Clock::time_point start, Clock::time_point end, loadgen::Record* out) {
   auto stub = pb::GRPCInferenceService::NewStub(channel);
   grpc::CompletionQueue cq;
   const bool paced = o.rate > 0;
@@ -192,11 +185,9 @@ void RunThread(int index, const Options& o, std::shared_ptr<grpc::Channel> chann
     const auto latency = Clock::now() - s.sent;
     std::string kind;
     if (std::string err = CheckResponse(s.status, s.resp, o.raw, &kind); err.empty()) {
-      out->latency_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
+      out->Ok(std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count());
     } else {
-      ++out->errors;
-      ++out->error_kinds[kind];
-      if (out->first_error.empty()) out->first_error = err;
+      out->Error(kind, err);
     }
     if (!schedule(s)) --active;
   }
@@ -205,14 +196,6 @@ void RunThread(int index, const Options& o, std::shared_ptr<grpc::Channel> chann
   bool ok = false;
   while (cq.Next(&tag, &ok)) {
   }
-}
-
-// Nearest-rank percentile of a sorted record, in milliseconds.
-double PercentileMs(const std::vector<std::int64_t>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
-  return static_cast<double>(sorted[rank - 1]) / 1e6;
 }
 
 }  // namespace
@@ -263,7 +246,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::vector<ThreadResult> results(static_cast<std::size_t>(o.threads));
+  std::vector<loadgen::Record> results(static_cast<std::size_t>(o.threads));
   std::vector<std::thread> threads;
   const auto start = Clock::now() + std::chrono::milliseconds(5);  // every thread starts together
   const auto end = start + std::chrono::microseconds(static_cast<std::int64_t>(o.duration_s * 1e6));
@@ -275,44 +258,15 @@ int main(int argc, char** argv) {
   // Requests in flight at the end finish and count, so the run lasts until the last one.
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
 
-  ThreadResult all;
-  for (auto& r : results) {
-    all.latency_ns.insert(all.latency_ns.end(), r.latency_ns.begin(), r.latency_ns.end());
-    all.errors += r.errors;
-    for (const auto& [k, n] : r.error_kinds) all.error_kinds[k] += n;
-    if (all.first_error.empty()) all.first_error = r.first_error;
-  }
-  std::sort(all.latency_ns.begin(), all.latency_ns.end());
-  const std::uint64_t ok = all.latency_ns.size();
-  double sum_ns = 0;
-  for (auto v : all.latency_ns) sum_ns += static_cast<double>(v);
-  const double mean_ms = ok ? sum_ns / static_cast<double>(ok) / 1e6 : 0;
-  const double rps = static_cast<double>(ok + all.errors) / elapsed;
-  const double max_ms = ok ? static_cast<double>(all.latency_ns.back()) / 1e6 : 0;
-  const double p50 = PercentileMs(all.latency_ns, 50), p90 = PercentileMs(all.latency_ns, 90),
-               p99 = PercentileMs(all.latency_ns, 99);
-
-  if (o.json) {
-    nlohmann::json j{{"target", o.target}, {"model", o.model}, {"concurrency", o.concurrency},
-                     {"threads", o.threads}, {"connections", o.connections}, {"rate_target", o.rate},
-                     {"raw", o.raw}, {"seconds", elapsed}, {"requests", ok + all.errors}, {"ok", ok},
-                     {"errors", all.errors}, {"rps", rps}, {"ok_rps", static_cast<double>(ok) / elapsed},
-                     {"mean_ms", mean_ms}, {"p50_ms", p50}, {"p90_ms", p90}, {"p99_ms", p99}, {"max_ms", max_ms},
-                     {"error_kinds", all.error_kinds}, {"first_error", all.first_error}};
-    std::cout << j.dump() << std::endl;
-  } else {
-    const std::string rate = o.rate > 0 ? std::to_string(static_cast<long>(o.rate)) + "/s" : "max";
-    std::printf("grpc_load: %s model %s, %d in flight, %d thread(s), %d connection(s), %.1f s, rate %s, %s\n",
+  loadgen::Record all;
+  for (auto& r : results) all.Merge(r);
+  const std::string rate = o.rate > 0 ? std::to_string(static_cast<long>(o.rate)) + "/s" : "max";
+  char header[256];
+  std::snprintf(header, sizeof header, "grpc_load: %s model %s, %d in flight, %d thread(s), %d connection(s), %.1f s, rate %s, %s",
                 o.target.c_str(), o.model.c_str(), o.concurrency, o.threads, o.connections, elapsed, rate.c_str(),
                 o.raw ? "raw_input_contents" : "fp32_contents");
-    std::printf("requests:    %llu (%llu ok, %llu errors), %.1f requests/s\n",
-                static_cast<unsigned long long>(ok + all.errors), static_cast<unsigned long long>(ok),
-                static_cast<unsigned long long>(all.errors), rps);
-    std::printf("latency ms:  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f  mean %.3f\n", p50, p90, p99, max_ms, mean_ms);
-    for (const auto& [k, n] : all.error_kinds) {
-      std::printf("errors:      %s x %llu\n", k.c_str(), static_cast<unsigned long long>(n));
-    }
-    if (!all.first_error.empty()) std::printf("first error: %s\n", all.first_error.c_str());
-  }
-  return all.errors == 0 ? 0 : 1;
+  const nlohmann::json settings{{"target", o.target}, {"model", o.model}, {"concurrency", o.concurrency},
+                                {"threads", o.threads}, {"connections", o.connections}, {"rate_target", o.rate},
+                                {"raw", o.raw}};
+  return loadgen::Report(std::move(all), elapsed, o.json, settings, header);
 }

@@ -5,7 +5,9 @@
 #    "how fast can an HTTP server answer at all on this box" baseline);
 #  a. max throughput: wrk -t2 -c16 POSTing the V2 infer body to fpgaserve, and GETting nginx's file;
 #  b. latency at ~50% of our max REST rate (the 16 wrk connections paced by a Lua delay());
-#  c. gRPC ModelInfer with bench/grpc_load at max (16 in flight) and at ~50% of that rate.
+#  c. gRPC ModelInfer with bench/grpc_h2load (our lean HTTP/2 gRPC client, the gRPC counterpart
+#     of wrk) at max (16 in flight) and at ~50% of that rate; and with bench/grpc_load (the gRPC
+#     C++ library's client, which costs as much CPU per call as the server) at max, for reference.
 # Load generator and server share the machine's cores; a second table shows where the CPU went.
 # Usage: bench/serve_bench.sh [build-dir]
 #   env: DURATION=10 (seconds per measurement), SERVE_ARGS="--driver emu ..." (extra serve flags),
@@ -22,11 +24,13 @@ duration=${DURATION:-10}
 conns=16
 bin="$build/fpgaserve"
 grpc_load="$build/bench/grpc_load"
+grpc_h2load="$build/bench/grpc_h2load"
 py=/usr/bin/python3
 
 # --- tools -------------------------------------------------------------------------------------
 [[ -x $bin ]] || die "$bin not found: cmake --build $build -j2 --target fpgaserve"
 [[ -x $grpc_load ]] || die "$grpc_load not found: cmake --build $build -j2 --target grpc_load"
+[[ -x $grpc_h2load ]] || die "$grpc_h2load not found: scripts/install-deps.sh (libnghttp2-dev), then cmake --build $build -j2 --target grpc_h2load"
 [[ -x $py ]] || die "$py not found (apt-get install python3)"
 command -v wrk >/dev/null || die "wrk not found (scripts/install-deps.sh installs it: apt-get install wrk)"
 command -v curl >/dev/null || die "curl not found (apt-get install curl)"
@@ -265,14 +269,18 @@ wrk_run rest_half fpgaserve "$work/rest_half.out" "$target" "$duration" "$infer_
   die "wrk paced run failed: $(tail -n 3 "$work/rest_half.out.err")"
 record rest_half fpgaserve "REST (HTTP/1.1, JSON)" "~50%: wrk -t2 -c$conns paced to $target/s" "$work/rest_half.out"
 
-# --- c. gRPC: max with 16 requests in flight, then ~50% of that rate ----------------------------
-measure grpc_max fpgaserve "$work/grpc_max.out" -- "$grpc_load" --target "127.0.0.1:$grpc_port" --model banknote \
-  --duration "$duration" --concurrency "$conns" --threads 2 --json || true
-record grpc_max fpgaserve "gRPC (fp32_contents)" "max: grpc_load -c$conns -t2, 1 conn" "$work/grpc_max.out"
+# --- c. gRPC: grpc_h2load (lean HTTP/2 client, like wrk) at max with 16 calls in flight, then at
+#        ~50% of that rate; and the gRPC C++ client (grpc_load) at max, for reference ------------
+measure grpc_max fpgaserve "$work/grpc_max.out" -- "$grpc_h2load" --target "127.0.0.1:$grpc_port" --model banknote \
+  --duration "$duration" --concurrency "$conns" --json || true
+record grpc_max fpgaserve "gRPC (fp32_contents)" "max: grpc_h2load -c$conns, 1 conn" "$work/grpc_max.out"
 grpc_target=$("$py" -c "print(round($(rate_of grpc_max) / 2))")
-measure grpc_half fpgaserve "$work/grpc_half.out" -- "$grpc_load" --target "127.0.0.1:$grpc_port" --model banknote \
-  --duration "$duration" --concurrency "$conns" --threads 2 --rate "$grpc_target" --json || true
-record grpc_half fpgaserve "gRPC (fp32_contents)" "~50%: grpc_load -c$conns -t2 --rate $grpc_target" "$work/grpc_half.out"
+measure grpc_half fpgaserve "$work/grpc_half.out" -- "$grpc_h2load" --target "127.0.0.1:$grpc_port" --model banknote \
+  --duration "$duration" --concurrency "$conns" --rate "$grpc_target" --json || true
+record grpc_half fpgaserve "gRPC (fp32_contents)" "~50%: grpc_h2load -c$conns --rate $grpc_target" "$work/grpc_half.out"
+measure grpcpp_max fpgaserve "$work/grpcpp_max.out" -- "$grpc_load" --target "127.0.0.1:$grpc_port" --model banknote \
+  --duration "$duration" --concurrency "$conns" --threads 2 --json || true
+record grpcpp_max fpgaserve "gRPC (fp32_contents)" "max: grpc_load (gRPC C++ client) -c$conns -t2" "$work/grpcpp_max.out"
 
 # --- report ------------------------------------------------------------------------------------
 "$py" - "$results" "$work/cpu.jsonl" "$(nproc)" <<'PY'
@@ -280,7 +288,7 @@ import json, sys
 rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
 cpu = {r["run"]: r for r in map(json.loads, open(sys.argv[2]))}
 nginx = rows["nginx_max"]["rps"]
-order = ["rest_max", "nginx_max", "rest_half", "grpc_max", "grpc_half"]
+order = ["rest_max", "nginx_max", "rest_half", "grpc_max", "grpc_half", "grpcpp_max"]
 print("| target | protocol | load | requests/s | p50 ms | p99 ms | ratio vs nginx |")
 print("|---|---|---|---|---|---|---|")
 for n in order:

@@ -11,7 +11,7 @@ packages=(
   # tests
   libgtest-dev libgmock-dev libbenchmark-dev
   # serving (F5): HTTP (Boost.Beast/Asio), gRPC, and the tools its tests and benchmarks use
-  libboost-dev libgrpc++-dev protobuf-compiler-grpc python3-grpc-tools prometheus wrk nginx-light curl
+  libboost-dev libgrpc++-dev protobuf-compiler-grpc python3-grpc-tools prometheus wrk nginx-light curl libnghttp2-dev
   # hardware: simulation (the sim board), lint, testbenches, synthesis
   verilator iverilog yosys
   # the open iCE40 flow (icebreaker): place & route and bitstream packing

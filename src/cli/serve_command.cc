@@ -32,6 +32,7 @@ struct ServeFlags {
   std::size_t max_request_rows = 65536;
   std::size_t max_tensor_elements = 1u << 22;
   int http_threads = 2;
+  int grpc_threads = 1;
   std::string ready_file;
 };
 
@@ -46,6 +47,7 @@ Status Validate(const ServeFlags& f) {
   if (f.max_batch_size < 1 || f.max_batch_size > (1u << 20)) return InvalidArgument("--max_batch_size: expected 1..1048576");
   if (f.max_queue_delay_us < 0 || f.max_queue_delay_us > 10'000'000) return InvalidArgument("--max_queue_delay_us: expected 0..10000000");
   if (f.http_threads < 1 || f.http_threads > 256) return InvalidArgument("--http_threads: expected 1..256");
+  if (f.grpc_threads < 1 || f.grpc_threads > 256) return InvalidArgument("--grpc_threads: expected 1..256");
   if (f.max_body_bytes < 1024) return InvalidArgument("--max_body_bytes: expected at least 1024");
   return Status::Ok();
 }
@@ -87,6 +89,7 @@ int Serve(const ServeFlags& f, const std::vector<std::string>& extras) {
     go.address = f.address;
     go.port = static_cast<std::uint16_t>(f.grpc_port);
     go.max_message_bytes = f.max_body_bytes;
+    go.infer_threads = f.grpc_threads;
     grpc = std::make_unique<serving::GrpcServer>(go, repo.get(), &metrics, info);
     if (Status st = grpc->Start(); !st.ok()) return ReportError(st, std::cerr);
   }
@@ -140,6 +143,7 @@ void RegisterServe(CLI::App& app, int* exit_code) {
   cmd->add_option("--max_request_rows", f->max_request_rows, "Largest batch dimension of one request")->capture_default_str();
   cmd->add_option("--max_tensor_elements", f->max_tensor_elements, "Largest input tensor")->capture_default_str();
   cmd->add_option("--http_threads", f->http_threads, "HTTP I/O threads")->capture_default_str();
+  cmd->add_option("--grpc_threads", f->grpc_threads, "gRPC ModelInfer threads (one completion queue each)")->capture_default_str();
   cmd->add_option("--ready_file", f->ready_file, "Write {http_port, grpc_port, ready} here once listening and loaded");
   cmd->allow_extras();
   cmd->callback([cmd, f, exit_code] { *exit_code = Serve(*f, cmd->remaining()); });

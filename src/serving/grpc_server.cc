@@ -1,13 +1,21 @@
 #include "serving/grpc_server.h"
 
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <thread>
+#include <vector>
 
 #include "grpc_service.grpc.pb.h"
 
 namespace fpgaserve::serving {
 namespace {
+
+constexpr int kSlotsPerQueue = 16;  // ModelInfer requests each completion queue can accept at once
 
 using Clock = std::chrono::steady_clock;
 namespace pb = ::inference;
@@ -87,8 +95,9 @@ Status DecodeInputs(const pb::ModelInferRequest& req, const ServingLimits& limit
   return Status::Ok();
 }
 
-class Service final
-    : public pb::GRPCInferenceService::WithCallbackMethod_ModelInfer<pb::GRPCInferenceService::Service> {
+using ServiceBase = pb::GRPCInferenceService::WithAsyncMethod_ModelInfer<pb::GRPCInferenceService::Service>;
+
+class Service final : public ServiceBase {
  public:
   Service(ModelRepository* repo, MetricsRegistry* metrics, ServerInfo info)
       : repo_(repo), metrics_(metrics), info_(std::move(info)) {}
@@ -144,37 +153,36 @@ class Service final
     return grpc::Status::OK;
   }
 
-  // ModelInfer uses the callback API: no thread blocks while a request waits in the batcher, and
-  // the response is completed from whichever thread ran the device batch.
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const pb::ModelInferRequest* q,
-                                       pb::ModelInferResponse* r) override {
+  // ModelInfer is served through the async API (see InferCall below): decodes the request and
+  // hands it to the model; `done` runs once with the status (at once on an error), after the
+  // response was filled in.
+  void StartInfer(const pb::ModelInferRequest& q, pb::ModelInferResponse* r,
+                  std::function<void(grpc::Status)> done) {
     const auto start = Clock::now();
-    auto* reactor = ctx->DefaultReactor();
-    auto m = Find(q->model_name(), q->model_version());
+    auto m = Find(q.model_name(), q.model_version());
     if (!m.ok()) {
-      reactor->Finish(ToGrpc(m.status()));
-      return reactor;
+      done(ToGrpc(m.status()));
+      return;
     }
     const ServedModel::Instruments& inst = (*m)->instruments();
     Histogram* total = inst.request_grpc;
     InferRequest ir;
-    ir.model_name = q->model_name();
-    ir.model_version = q->model_version();
-    ir.id = q->id();
-    Status st = DecodeInputs(*q, repo_->options().limits, &ir);
+    ir.model_name = q.model_name();
+    ir.model_version = q.model_version();
+    ir.id = q.id();
+    Status st = DecodeInputs(q, repo_->options().limits, &ir);
     if (!st.ok()) {
       if (inst.failure) inst.failure->Inc();
       if (total) total->Observe(std::chrono::duration<double>(Clock::now() - start).count());
-      reactor->Finish(ToGrpc(st));
-      return reactor;
+      done(ToGrpc(st));
+      return;
     }
-    const bool raw = q->raw_input_contents_size() > 0;
-    (*m)->Infer(std::move(ir), [reactor, r, raw, total, start](Result<InferResponse> res) {
+    const bool raw = q.raw_input_contents_size() > 0;
+    (*m)->Infer(std::move(ir), [r, raw, total, start, done = std::move(done)](Result<InferResponse> res) {
       if (res.ok()) Fill(*res, raw, r);
       if (total) total->Observe(std::chrono::duration<double>(Clock::now() - start).count());
-      reactor->Finish(res.ok() ? grpc::Status::OK : ToGrpc(res.status()));
+      done(res.ok() ? grpc::Status::OK : ToGrpc(res.status()));
     });
-    return reactor;
   }
 
   static void Fill(const InferResponse& res, bool raw, pb::ModelInferResponse* r) {
@@ -206,6 +214,10 @@ class Service final
       }
     }
   }
+
+  // InferCall objects alive (open request slots and calls in progress): the completion queues
+  // must outlive every one of them.
+  std::atomic<int> live_calls{0};
 
   grpc::Status RepositoryIndex(grpc::ServerContext*, const pb::RepositoryIndexRequest* q,
                                pb::RepositoryIndexResponse* r) override {
@@ -244,12 +256,52 @@ class Service final
   ServerInfo info_;
 };
 
+// One ModelInfer call on the async API. Its life: Listen (a request slot is open on the queue) ->
+// the request arrived (a new slot is opened for the next one, the inference starts) -> the
+// answer is sent (Finish) -> its completion comes back on the queue -> deleted. The inference
+// runs on the thread that took the request off the queue, or on another caller's thread when the
+// device was busy (see ServedModel::Infer), and Finish may be called from either.
+class InferCall {
+ public:
+  InferCall(Service* service, grpc::ServerCompletionQueue* cq) : service_(service), cq_(cq), responder_(&ctx_) {
+    service_->live_calls.fetch_add(1);
+    service_->RequestModelInfer(&ctx_, &request_, &responder_, cq_, cq_, this);
+  }
+  ~InferCall() { service_->live_calls.fetch_sub(1); }
+  InferCall(const InferCall&) = delete;
+  InferCall& operator=(const InferCall&) = delete;
+  // `ok` is the completion queue's verdict for this call's pending operation.
+  void Proceed(bool ok) {
+    if (finishing_ || !ok) {  // the answer was sent, or the server is shutting down
+      delete this;
+      return;
+    }
+    new InferCall(service_, cq_);
+    finishing_ = true;
+    service_->StartInfer(request_, &response_, [this](grpc::Status st) {
+      if (st.ok()) responder_.Finish(response_, grpc::Status::OK, this);
+      else responder_.FinishWithError(st, this);
+    });
+  }
+
+ private:
+  Service* service_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  pb::ModelInferRequest request_;
+  pb::ModelInferResponse response_;
+  grpc::ServerAsyncResponseWriter<pb::ModelInferResponse> responder_;
+  bool finishing_ = false;
+};
+
 }  // namespace
 
 struct GrpcServer::Impl {
   Options options;
   std::unique_ptr<Service> service;
   std::unique_ptr<grpc::Server> server;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
+  std::vector<std::thread> threads;
   int bound_port = 0;
 };
 
@@ -263,6 +315,10 @@ GrpcServer::~GrpcServer() { Stop(); }
 
 Status GrpcServer::Start() {
   const auto& o = impl_->options;
+  // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock detector on: every
+  // lock inside gRPC then updates a global lock graph (about 5 % of the server's CPU under load).
+  // gRPC's own locking order is not ours to debug here.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::ServerBuilder builder;
   const std::string addr = (o.address.find(':') != std::string::npos ? "[" + o.address + "]" : o.address) +
                            ":" + std::to_string(o.port);
@@ -276,10 +332,23 @@ Status GrpcServer::Start() {
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 4);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 16);
+  // ModelInfer: one completion queue per infer thread; each thread takes requests off its queue,
+  // runs them and sends the answers, keeping a few request slots open.
+  const int n_threads = std::max(1, o.infer_threads);
+  for (int i = 0; i < n_threads; ++i) impl_->cqs.push_back(builder.AddCompletionQueue());
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->bound_port == 0) {
     impl_->server.reset();
+    impl_->cqs.clear();
     return Unavailable("cannot listen for gRPC on " + addr + " (address in use or not local?)");
+  }
+  for (auto& cq : impl_->cqs) {
+    for (int k = 0; k < kSlotsPerQueue; ++k) new InferCall(impl_->service.get(), cq.get());
+    impl_->threads.emplace_back([q = cq.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<InferCall*>(tag)->Proceed(ok);
+    });
   }
   return Status::Ok();
 }
@@ -290,6 +359,14 @@ void GrpcServer::Stop() {
   if (impl_->server) {
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     impl_->server->Wait();
+    // Shutdown() cancelled the open request slots; calls still running answer on their
+    // completion queue. The infer threads delete every call as its last event arrives; once all
+    // are gone nothing can touch the queues, which are then shut down and drained.
+    while (impl_->service->live_calls.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (auto& cq : impl_->cqs) cq->Shutdown();
+    for (auto& t : impl_->threads) t.join();
+    impl_->threads.clear();
+    impl_->cqs.clear();
     impl_->server.reset();
   }
 }

@@ -19,6 +19,7 @@ class GrpcServer {
     std::string address = "127.0.0.1";
     std::uint16_t port = 8081;  // 0: ephemeral
     std::size_t max_message_bytes = 64u << 20;
+    int infer_threads = 1;  // threads (each with its own completion queue) serving ModelInfer
   };
   GrpcServer(Options options, ModelRepository* repo, MetricsRegistry* metrics, ServerInfo info);
   ~GrpcServer();

@@ -17,9 +17,15 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// Each I/O thread runs its own io_context and owns the connections accepted onto it, so a
+// connection's handlers never need a strand, and the scheduler never locks across threads.
+using Executor = asio::io_context::executor_type;
+using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
+using Socket = tcp::socket::rebind_executor<Executor>::other;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, RestApi* api, const HttpServer::Options& options)
+  Session(Socket&& socket, RestApi* api, const HttpServer::Options& options)
       : stream_(std::move(socket)), api_(api), options_(options) {}
 
   void Start() {
@@ -67,7 +73,9 @@ class Session : public std::enable_shared_from_this<Session> {
     hr.body = std::move(req.body());
     auto self = shared_from_this();
     api_->Handle(std::move(hr), [self, version](HttpResponse r) {
-      // May run on a batcher thread: hop back onto this connection's executor.
+      // Usually runs right here (the device was idle); else on the thread that ran the batch,
+      // and then the write hops back onto this connection's thread.
+      if (self->stream_.get_executor().running_in_this_thread()) return self->Write(std::move(r), version);
       asio::post(self->stream_.get_executor(),
                  [self, version, r = std::move(r)]() mutable { self->Write(std::move(r), version); });
     });
@@ -105,7 +113,7 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   RestApi* api_;
@@ -120,15 +128,20 @@ class Session : public std::enable_shared_from_this<Session> {
 struct HttpServer::Impl {
   Options options;
   RestApi* api;
-  asio::io_context io;
-  tcp::acceptor acceptor{io};
+  // One io_context per I/O thread (concurrency hint 1: no internal locking); the acceptor lives
+  // on the first and deals connections round-robin.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<Executor>> guards;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::size_t next = 0;
   std::vector<std::thread> threads;
   std::atomic<bool> stopped{false};
 
   void Accept() {
-    acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    auto& ctx = *contexts[next++ % contexts.size()];
+    acceptor->async_accept(ctx.get_executor(), [this](beast::error_code ec, Socket socket) {
       if (ec) {
-        if (!stopped) Accept();
+        if (!stopped && acceptor->is_open()) Accept();
         return;
       }
       socket.set_option(tcp::no_delay(true), ec);
@@ -151,7 +164,13 @@ Status HttpServer::Start() {
   const auto addr = asio::ip::make_address(o.address, ec);
   if (ec) return InvalidArgument("HTTP address '" + o.address + "': " + ec.message());
   tcp::endpoint ep(addr, o.port);
-  auto& a = impl_->acceptor;
+  const int n = std::max(1, o.threads);
+  for (int i = 0; i < n; ++i) {
+    impl_->contexts.push_back(std::make_unique<asio::io_context>(1));
+    impl_->guards.push_back(asio::make_work_guard(impl_->contexts.back()->get_executor()));
+  }
+  impl_->acceptor = std::make_unique<tcp::acceptor>(*impl_->contexts[0]);
+  auto& a = *impl_->acceptor;
   a.open(ep.protocol(), ec);
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
@@ -161,26 +180,29 @@ Status HttpServer::Start() {
                        ec.message());
   }
   impl_->Accept();
-  for (int i = 0; i < std::max(1, o.threads); ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
+  for (auto& ctx : impl_->contexts) impl_->threads.emplace_back([c = ctx.get()] { c->run(); });
   return Status::Ok();
 }
 
 std::uint16_t HttpServer::port() const {
   beast::error_code ec;
-  auto ep = impl_->acceptor.local_endpoint(ec);
+  if (!impl_->acceptor) return 0;
+  auto ep = impl_->acceptor->local_endpoint(ec);
   return ec ? 0 : ep.port();
 }
 
 void HttpServer::Stop() {
   if (impl_->stopped.exchange(true)) return;
-  asio::post(impl_->io, [this] {
+  if (impl_->contexts.empty()) return;
+  asio::post(*impl_->contexts[0], [this] {
     beast::error_code ec;
-    impl_->acceptor.close(ec);
+    impl_->acceptor->close(ec);
   });
-  impl_->io.stop();
+  for (auto& ctx : impl_->contexts) ctx->stop();
   for (auto& t : impl_->threads) {
     if (t.joinable()) t.join();
   }
+  impl_->guards.clear();
 }
 
 }  // namespace fpgaserve::serving

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "model/reference_evaluator.h"
 #include "runtime/batch_validation.h"
@@ -141,11 +142,11 @@ void ServedModel::Unload() {
       reason_ = "unloaded";
     }
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
   for (auto& p : orphans) p.done(Unavailable("model '" + name_ + "' was unloaded"));
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return !busy_; });  // a request running on its caller's thread
+  idle_cv_.wait(lock, [&] { return !busy_; });  // a batch running on a caller's thread
   driver_.reset();
 }
 
@@ -226,79 +227,94 @@ void ServedModel::Infer(InferRequest request, InferCallback done) {
   p.request = std::move(request);
   p.done = std::move(done);
   p.enqueued = std::chrono::steady_clock::now();
-  {
-    std::unique_lock lock(mu_);
-    if (stopping_) {
-      p.done(Unavailable("model '" + name_ + "' is being unloaded"));
-      return;
-    }
-    // Fast path: without a queue delay, an idle device and an empty queue, run the request on
-    // the caller's thread instead of handing it to the batcher thread (saves a wake-up and two
-    // context switches per request). Requests that arrive meanwhile queue up and the batcher
-    // runs them together once the device is free.
-    if (limits_.max_queue_delay.count() == 0 && queue_.empty() && !busy_) {
-      busy_ = true;
-      lock.unlock();
-      std::vector<Pending> batch;
-      batch.push_back(std::move(p));
-      const auto started = std::chrono::steady_clock::now();
-      Result<runtime::BatchResult> result = driver_->Infer(batch[0].raw);
-      Finish(batch, result, started, Since(started));
-      lock.lock();
-      busy_ = false;
-      lock.unlock();
-      cv_.notify_all();
-      return;
-    }
-    queued_rows_ += p.raw.rows;
-    queue_.push_back(std::move(p));
+  std::unique_lock lock(mu_);
+  if (stopping_) {
+    lock.unlock();
+    p.done(Unavailable("model '" + name_ + "' is being unloaded"));
+    return;
   }
-  cv_.notify_all();
+  const bool was_empty = queue_.empty();
+  queued_rows_ += p.raw.rows;
+  queue_.push_back(std::move(p));
+  if (limits_.max_queue_delay.count() == 0) {
+    // No queue delay: whoever finds the device idle runs the queue on its own thread (its own
+    // request and whatever arrived meanwhile, coalesced into batches); a request that finds the
+    // device busy is left for the thread that holds it. No thread is woken per request.
+    if (!busy_) {
+      busy_ = true;
+      DrainLocked(lock, kCallerRounds);
+    }
+    return;
+  }
+  // With a delay the batcher thread alone runs batches; it needs waking for the first request of
+  // a batch and when a batch fills up.
+  const bool wake = was_empty || queued_rows_ >= limits_.max_batch_size;
+  lock.unlock();
+  if (wake) work_cv_.notify_one();
+}
+
+std::vector<ServedModel::Pending> ServedModel::TakeBatchLocked() {
+  const std::size_t max_rows = std::max<std::size_t>(1, limits_.max_batch_size);
+  std::vector<Pending> batch;
+  std::size_t rows = 0;
+  while (!queue_.empty() && (batch.empty() || rows + queue_.front().raw.rows <= max_rows)) {
+    rows += queue_.front().raw.rows;
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+    queued_rows_ -= batch.back().raw.rows;
+  }
+  return batch;
+}
+
+void ServedModel::DrainLocked(std::unique_lock<std::mutex>& lock, std::size_t max_rounds) {
+  for (std::size_t round = 0; round < max_rounds && !stopping_ && !queue_.empty(); ++round) {
+    std::vector<Pending> batch = TakeBatchLocked();
+    lock.unlock();
+    RunBatch(batch);
+    lock.lock();
+  }
+  busy_ = false;
+  const bool handoff = !stopping_ && !queue_.empty();
+  const bool stopping = stopping_;
+  lock.unlock();
+  if (handoff) work_cv_.notify_one();  // a caller ran its share; the batcher thread takes the rest
+  if (stopping) idle_cv_.notify_all();
+}
+
+void ServedModel::RunBatch(std::vector<Pending>& batch) {
+  numeric::RawBatch merged;
+  numeric::RawBatch* all = &batch[0].raw;
+  if (batch.size() > 1) {
+    merged.features = batch[0].raw.features;
+    for (auto& p : batch) {
+      merged.rows += p.raw.rows;
+      merged.values.insert(merged.values.end(), p.raw.values.begin(), p.raw.values.end());
+    }
+    all = &merged;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  Result<runtime::BatchResult> result = driver_->Infer(*all);
+  Finish(batch, result, started, Since(started));
 }
 
 void ServedModel::Run() {
-  const std::size_t max_rows = std::max<std::size_t>(1, limits_.max_batch_size);
   for (;;) {
-    std::vector<Pending> batch;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !busy_); });
-      if (stopping_) return;
-      // Wait for more work while the oldest request is younger than the queue delay and the
-      // batch is not full; then take whole requests in arrival order up to max_rows.
-      if (limits_.max_queue_delay.count() > 0) {
-        const auto deadline = queue_.front().enqueued + limits_.max_queue_delay;
-        cv_.wait_until(lock, deadline, [&] { return stopping_ || queued_rows_ >= max_rows; });
-        if (stopping_) return;
-      }
+    std::unique_lock lock(mu_);
+    work_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !busy_); });
+    if (stopping_) return;
+    // Wait for more work while the oldest request is younger than the queue delay and the
+    // batch is not full.
+    if (limits_.max_queue_delay.count() > 0) {
+      const auto deadline = queue_.front().enqueued + limits_.max_queue_delay;
+      const std::size_t max_rows = std::max<std::size_t>(1, limits_.max_batch_size);
+      work_cv_.wait_until(lock, deadline, [&] { return stopping_ || queued_rows_ >= max_rows; });
+      if (stopping_ || busy_ || queue_.empty()) continue;
       busy_ = true;
-      std::size_t rows = 0;
-      while (!queue_.empty() && (batch.empty() || rows + queue_.front().raw.rows <= max_rows)) {
-        rows += queue_.front().raw.rows;
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-        queued_rows_ -= batch.back().raw.rows;
-      }
+      DrainLocked(lock, 1);
+      continue;
     }
-    numeric::RawBatch all;
-    if (batch.size() == 1) {
-      all = std::move(batch[0].raw);
-    } else {
-      all.features = batch[0].raw.features;
-      for (auto& p : batch) {
-        all.rows += p.raw.rows;
-        all.values.insert(all.values.end(), p.raw.values.begin(), p.raw.values.end());
-      }
-      for (auto& p : batch) p.raw.values.clear();  // rows are kept for splitting
-    }
-    const auto started = std::chrono::steady_clock::now();
-    Result<runtime::BatchResult> result = driver_->Infer(all);
-    Finish(batch, result, started, Since(started));
-    {
-      std::lock_guard lock(mu_);
-      busy_ = false;
-    }
-    cv_.notify_all();
+    busy_ = true;
+    DrainLocked(lock, std::numeric_limits<std::size_t>::max());
   }
 }
 

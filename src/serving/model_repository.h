@@ -88,7 +88,7 @@ enum class ModelState { kUnavailable, kLoading, kReady, kFailed };
 const char* ModelStateName(ModelState s);  // "UNAVAILABLE", "LOADING", "READY", "FAILED"
 
 // One model: a bundle, its driver and its batcher thread. Infer() may be called from any thread;
-// the driver is only ever used by the batcher thread.
+// the driver is used by one thread at a time (the holder of busy_).
 class ServedModel {
  public:
   ServedModel(std::string name, std::string dir, std::string driver_kind, ServingLimits limits,
@@ -112,8 +112,8 @@ class ServedModel {
   std::string output_name() const;
   static constexpr const char* kClassOutput = "class_index";
 
-  // Validates, converts and queues; `done` runs on the batcher thread (or inline on a
-  // validation error).
+  // Validates, converts and queues; `done` runs on whichever thread ran the batch (the caller's
+  // own, another caller's, or the batcher thread), or inline on a validation error.
   void Infer(InferRequest request, InferCallback done);
 
   // The model's metric series, looked up once (the registry owns them; the pointers stay valid
@@ -149,7 +149,15 @@ class ServedModel {
     InferCallback done;
     std::chrono::steady_clock::time_point enqueued;
   };
+  // The batcher thread: with a queue delay it forms every batch; without one it only takes over
+  // a queue that a caller's thread left after kCallerRounds batches.
   void Run();
+  std::vector<Pending> TakeBatchLocked();
+  // The calling thread holds the device (it set busy_): runs up to max_rounds batches from the
+  // queue, then releases the device (and unlocks).
+  void DrainLocked(std::unique_lock<std::mutex>& lock, std::size_t max_rounds);
+  void RunBatch(std::vector<Pending>& batch);
+  static constexpr std::size_t kCallerRounds = 16;
   void Finish(std::vector<Pending>& batch, const Result<runtime::BatchResult>& result,
               std::chrono::steady_clock::time_point started, double driver_seconds);
   Status Validate(const InferRequest& r, numeric::RawBatch* raw, std::uint64_t* overflows) const;
@@ -163,7 +171,8 @@ class ServedModel {
   bool classifier_ = false;
   std::atomic<ModelState> state_{ModelState::kUnavailable};
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable work_cv_;  // the batcher thread: work to do, or stopping
+  std::condition_variable idle_cv_;  // Unload(): the device was released
   std::deque<Pending> queue_;
   std::size_t queued_rows_ = 0;  // rows in queue_
   bool stopping_ = false;

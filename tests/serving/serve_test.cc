@@ -527,6 +527,84 @@ TEST_F(ServeTest, GrpcEndpointsAndErrors) {
   }
 }
 
+// The same through gRPC, REST callers mixed in: the no-delay server coalesces whatever queues
+// while one caller's thread holds the device, and every gRPC call gets its own rows back. Then
+// the server is stopped while calls are still arriving: it exits cleanly (no call is left on a
+// completion queue that is gone).
+TEST_F(ServeTest, NoDelayGrpcCallersGetTheirOwnResultsAndStopUnderLoadIsClean) {
+  Server s({"--model_name", "banknote", "--model_dir", bundle_, "--driver", "emu"});
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> d(-6, 6);
+  constexpr int kThreads = 6, kPerThread = 40;
+  std::vector<std::vector<std::vector<double>>> inputs(kThreads * kPerThread);
+  for (auto& in : inputs) {
+    in.resize(1 + rng() % 4);
+    for (auto& row : in) row = {d(rng), d(rng), d(rng), d(rng)};
+  }
+  auto request = [](const std::vector<std::vector<double>>& rows) {
+    inference::ModelInferRequest q;
+    q.set_model_name("banknote");
+    auto* in = q.add_inputs();
+    in->set_name("input");
+    in->set_datatype("FP64");
+    in->add_shape(static_cast<std::int64_t>(rows.size()));
+    in->add_shape(4);
+    for (const auto& row : rows) {
+      for (double x : row) in->mutable_contents()->add_fp64_contents(x);
+    }
+    return q;
+  };
+  std::atomic<int> wrong{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto stub = Stub(s.grpc_port);
+      for (int k = 0; k < kPerThread; ++k) {
+        const auto& in = inputs[t * kPerThread + k];
+        if (t % 3 == 2) {  // every third caller uses REST
+          auto r = Http(s.http_port, "POST", "/v2/models/banknote/infer", V2Body(in, "FP64"));
+          if (r.status != 200) ++failed;
+          else if (Probabilities(r.Json()) != Expected(in)) ++wrong;
+          continue;
+        }
+        grpc::ClientContext ctx;
+        inference::ModelInferResponse r;
+        if (!stub->ModelInfer(&ctx, request(in), &r).ok() || r.outputs_size() < 1) {
+          ++failed;
+          continue;
+        }
+        const auto& c = r.outputs(0).contents().fp32_contents();
+        if (std::vector<float>(c.begin(), c.end()) != Expected(in)) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(wrong, 0);
+
+  // Stop while four clients keep calling; their calls may fail (the server goes away) but the
+  // server must exit with 0.
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  threads.clear();
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto stub = Stub(s.grpc_port);
+      while (!stop) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        inference::ModelInferResponse r;
+        if (stub->ModelInfer(&ctx, request(inputs[t]), &r).ok()) ++answered;
+      }
+    });
+  }
+  for (int i = 0; i < 2000 && answered < 50; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_GE(answered, 50);
+  EXPECT_EQ(s.Stop(), 0) << s.Log();
+  stop = true;
+  for (auto& th : threads) th.join();
+}
+
 TEST_F(ServeTest, PythonGrpcioClient) {
   const fs::path out = root_ / "py";
   fs::create_directories(out);
