@@ -17,8 +17,10 @@ Wide MulShiftRound(Wide a, Wide b, int g) {
   return (p + (static_cast<Wide>(1) << (g - 1))) >> g;
 }
 
+}  // namespace
+
 // Taylor coefficients of tanh (odd powers 1, 3, 5, ...) from (n+1) a_{n+1} = -sum a_i a_j.
-std::vector<double> TanhCoefficients(int count) {
+std::vector<double> TanhSeriesCoefficients(int count) {
   const int n_max = 2 * count;
   std::vector<long double> a(static_cast<std::size_t>(n_max + 1), 0.0L);
   a[1] = 1.0L;
@@ -34,24 +36,24 @@ std::vector<double> TanhCoefficients(int count) {
   return odd;
 }
 
-// Taylor coefficients 1/n! in fixed point with g fraction bits, enough terms that
-// |y|^n/n! < 2^-(g+4) for |y| <= 0.347; computed once per g.
-const std::vector<Wide>& ExpCoefficients(int g) {
-  thread_local std::vector<std::vector<Wide>> cache(64);
-  std::vector<Wide>& c = cache[static_cast<std::size_t>(g)];
-  if (c.empty()) {
+int TanhSeriesTerms(const FloatFormat& f) { return std::max(2, (f.mantissa_bits + 4) * 3 / 10 + 2); }
+
+const ExpConstants& ExpFixedConstants(int g) {
+  thread_local std::vector<ExpConstants> cache(64);
+  ExpConstants& c = cache[static_cast<std::size_t>(g)];
+  if (c.coefficients.empty()) {
+    c.log2e = FixedConstant(1.44269504088896340736L, g);
+    c.ln2 = FixedConstant(0.693147180559945309417L, g);
     int terms = 1;
     for (long double bound = 1; bound >= std::ldexp(1.0L, -(g + 4)); ++terms) bound *= 0.347L / terms;
     long double fact = 1;
     for (int n = 0; n <= terms; ++n) {
       if (n > 0) fact *= n;
-      c.push_back(FixedConstant(1.0L / fact, g));
+      c.coefficients.push_back(FixedConstant(1.0L / fact, g));
     }
   }
   return c;
 }
-
-}  // namespace
 
 int ExpInternalFractionBits(const FloatFormat& f) { return std::min(f.mantissa_bits + 12, 50); }
 
@@ -66,11 +68,12 @@ FloatBits FloatExp(FloatBits x, const FloatFormat& f) {
   const Wide one = static_cast<Wide>(1) << g;
   // x in fixed point (exact for |x| >= 2^-g; smaller |x| give exp(x) = 1 after rounding anyway).
   const auto xq = static_cast<Wide>(std::llround(std::ldexp(xd, g)));
-  const Wide t = MulShiftRound(xq, FixedConstant(1.44269504088896340736L, g), g);  // x·log2(e)
+  const ExpConstants& constants = ExpFixedConstants(g);
+  const Wide t = MulShiftRound(xq, constants.log2e, g);                      // x·log2(e)
   const Wide k = (t + (one >> 1)) >> g;                                        // nearest integer
   const Wide r = t - (k << g);                                                 // [-1/2, 1/2)
-  const Wide y = MulShiftRound(r, FixedConstant(0.693147180559945309417L, g), g);  // r·ln2
-  const std::vector<Wide>& c = ExpCoefficients(g);
+  const Wide y = MulShiftRound(r, constants.ln2, g);                          // r·ln2
+  const std::vector<Wide>& c = constants.coefficients;
   const int terms = static_cast<int>(c.size()) - 1;
   Wide p = c[terms];
   for (int n = terms - 1; n >= 0; --n) p = MulShiftRound(p, y, g) + c[n];
@@ -94,9 +97,9 @@ FloatBits FloatTanh(FloatBits x, const FloatFormat& f) {
   const FloatBits one = FloatFromDouble(1.0, f);
   if (FloatCompare(ax, FloatFromDouble(0.5, f), f) < 0) {
     // Enough odd terms that the first dropped one, at |x| = 1/2, is below 2^-(M+4).
-    const int count = std::max(2, (f.mantissa_bits + 4) * 3 / 10 + 2);
+    const int count = TanhSeriesTerms(f);
     static thread_local std::vector<double> coeffs;
-    if (static_cast<int>(coeffs.size()) < count) coeffs = TanhCoefficients(count + 8);
+    if (static_cast<int>(coeffs.size()) < count) coeffs = TanhSeriesCoefficients(count + 8);
     const FloatBits z = FloatMul(x, x, f);
     FloatBits p = FloatFromDouble(coeffs[count - 1], f);
     for (int i = count - 2; i >= 0; --i) p = FloatAdd(FloatMul(p, z, f), FloatFromDouble(coeffs[i], f), f);
