@@ -294,13 +294,13 @@ Result<BundleMetadata> ParseBundleMetadata(std::string_view text, const std::str
   }
   ASSIGN_OR_RETURN(m.flavor, Str(doc, "flavor", w));
   RETURN_IF_ERROR(ParseBuildFacts(doc, w, m));
-  auto fixed = [&](const std::string& spec, const std::string& at) -> Result<numeric::FixedFormat> {
-    auto f = numeric::ParseFixedFormat(spec);
+  auto format = [&](const std::string& spec, const std::string& at) -> Result<numeric::NumberFormat> {
+    auto f = numeric::ParseNumberFormat(spec);
     if (!f.ok()) return f.status().WithContext(at);
     return *f;
   };
-  ASSIGN_OR_RETURN(m.input_format, fixed(m.inputs[0].format, w + ".inputs[0].format"));
-  ASSIGN_OR_RETURN(m.output_format, fixed(m.outputs[0].format, w + ".outputs[0].format"));
+  ASSIGN_OR_RETURN(m.input_format, format(m.inputs[0].format, w + ".inputs[0].format"));
+  ASSIGN_OR_RETURN(m.output_format, format(m.outputs[0].format, w + ".outputs[0].format"));
 
   ASSIGN_OR_RETURN(const jf::Json* layers, jf::Member(doc, "layers", w));
   ASSIGN_OR_RETURN(const jf::Json::array_t* larr, jf::Array(*layers, w + ".layers"));

@@ -83,9 +83,9 @@ struct BundleMetadata {
   std::int64_t n_outputs = 0;
   std::string flavor;
 
-  // The fixed format of the (single) input / output tensor. Valid after ParseBundleMetadata.
-  numeric::FixedFormat input_format;
-  numeric::FixedFormat output_format;
+  // The format of the (single) input / output tensor. Valid after ParseBundleMetadata.
+  numeric::NumberFormat input_format;
+  numeric::NumberFormat output_format;
 };
 
 // The role of a bundle file from its path (see BundleFile::role).

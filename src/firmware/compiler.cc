@@ -164,8 +164,7 @@ Status CheckDesignMatchesModel(const hw::HwDesign& d, const model::Graph& g,
   }
   const auto n_in = model::ElementCount(g.inputs[0].shape);
   const auto n_out = model::ElementCount(g.outputs[0].shape);
-  if (d.n_in != n_in || d.n_out != n_out || !p.input.is_fixed() ||
-      !(p.input.fixed() == d.in_format)) {
+  if (d.n_in != n_in || d.n_out != n_out || !(p.input == d.in_format)) {
     return Internal("generated design ports (" + std::to_string(d.n_in) + " x " +
                     d.in_format.ToString() + " -> " + std::to_string(d.n_out) + " x " +
                     d.out_format.ToString() + ") do not match the model (" + std::to_string(n_in) +
@@ -242,7 +241,7 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   sim.n_out = design.n_out;
   sim.in_width = design.in_width();
   sim.out_width = design.out_width();
-  sim.out_signed = design.out_format.is_signed;
+  sim.out_signed = design.out_format.raw_is_signed();
   sim.latency_cycles = design.latency_cycles;
   sim.initiation_interval = design.initiation_interval;
   {

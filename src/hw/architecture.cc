@@ -1,8 +1,10 @@
 // GenerateDesign: checks that a model and precision can become hardware, chooses each layer's
 // reuse, emits one module per layer and the `fpgaserve_core` top that chains them.
 #include <algorithm>
+#include <cmath>
 
 #include "hw/design.h"
+#include "hw/float_layers.h"
 #include "hw/layer_emitters.h"
 #include "hw/verilog_text.h"
 
@@ -41,7 +43,7 @@ Status CheckFixed(const numeric::NumberFormat& f, const std::string& what) {
 }
 
 std::string TopModule(const HwDesign& d, const std::vector<std::string>& modules,
-                      const std::vector<int>& widths) {
+                      const std::vector<int>& widths, bool throttle) {
   const std::string XW = Str(d.n_in * d.in_width()), OW = Str(d.n_out * d.out_width());
   std::string s;
   s += "// fpgaserve inference core: " + Str(d.n_in) + " inputs (" + d.in_format.ToString() + ") -> " +
@@ -59,7 +61,20 @@ std::string TopModule(const HwDesign& d, const std::vector<std::string>& modules
   for (std::size_t k = 0; k <= modules.size(); ++k) {
     s += "  wire v" + Str(k) + ", r" + Str(k) + ";\n  wire [" + Str(widths[k]) + "-1:0] d" + Str(k) + ";\n  wire [" + kTagRange + "] t" + Str(k) + ";\n";
   }
-  s += "  assign v0 = in_valid;\n  assign in_ready = r0;\n  assign d0 = in_data;\n  assign t0 = counter[" + kTagRange + "];\n";
+  if (throttle) {
+    // Float layers hold one inference each and their IIs differ: inputs enter at most one per
+    // II cycles, so none waits inside the core and out_cycles is the design latency.
+    const int gw = std::max(1, static_cast<int>(std::ceil(std::log2(d.initiation_interval + 1))));
+    const std::string G = Str(gw);
+    s += "  reg [" + G + "-1:0] gap;\n  wire open = gap == " + G + "'d0;\n";
+    s += "  always @(posedge clk) begin\n    if (rst) gap <= " + G + "'d0;\n"
+         "    else if (in_valid && in_ready) gap <= " + G + "'d" + Str(d.initiation_interval - 1) + ";\n"
+         "    else if (!open) gap <= gap - " + G + "'d1;\n  end\n";
+    s += "  assign v0 = in_valid && open;\n  assign in_ready = r0 && open;\n";
+  } else {
+    s += "  assign v0 = in_valid;\n  assign in_ready = r0;\n";
+  }
+  s += "  assign d0 = in_data;\n  assign t0 = counter[" + kTagRange + "];\n";
   for (std::size_t k = 0; k < modules.size(); ++k) {
     const std::string a = Str(k), b = Str(k + 1);
     s += "  " + modules[k] + " u" + a + " (.clk(clk), .rst(rst), .in_valid(v" + a + "), .in_ready(r" + a +
@@ -98,54 +113,72 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
                              ": expected a Dense layer of the model and a factor >= 1");
     }
   }
-  RETURN_IF_ERROR(CheckFixed(precision.input, "the input format"));
   HwDesign d;
-  d.in_format = precision.input.fixed();
+  d.in_format = precision.input;
   d.n_in = static_cast<int>(model::ElementCount(graph.inputs[0].shape));
-  numeric::FixedFormat current = d.in_format;
+  numeric::NumberFormat current = d.in_format;
   int width = d.n_in;
   std::vector<std::string> modules;
-  std::vector<int> bus_widths{d.n_in * d.in_format.width};
+  std::vector<int> bus_widths{d.n_in * d.in_format.width()};
+  bool any_float = false;
   for (std::size_t k = 0; k < graph.layers.size(); ++k) {
     const model::Layer& l = graph.layers[k];
     auto it = precision.layers.find(l.name);
     if (it == precision.layers.end()) return InvalidArgument("precision has no entry for layer '" + l.name + "'");
     const numeric::LayerPrecision& p = it->second;
-    for (const auto* f : {&p.weight, &p.bias, &p.accum, &p.result}) {
-      RETURN_IF_ERROR(CheckFixed(*f, "layer '" + l.name + "': a number format"));
-    }
-    LayerContext ctx;
-    ctx.module = "fs_l" + Str(static_cast<std::int64_t>(k + 1)) + "_" + Identifier(l.name);
-    ctx.layer = &l;
-    ctx.in = current;
-    ctx.n_in = width;
-    ctx.precision = p;
-    ctx.softmax = precision.softmax;
-    ctx.n_out = l.kind == model::LayerKind::kDense ? static_cast<int>(l.dense().out_features) : width;
+    const std::string module = "fs_l" + Str(static_cast<std::int64_t>(k + 1)) + "_" + Identifier(l.name);
+    const int n_out = l.kind == model::LayerKind::kDense ? static_cast<int>(l.dense().out_features) : width;
+    auto lr = options.layer_reuse.find(l.name);
+    const int reuse = l.kind != model::LayerKind::kDense ? 1 : lr != options.layer_reuse.end() ? lr->second : options.reuse;
     Result<EmittedLayer> emitted = InvalidArgument("unreachable");
-    if (l.kind == model::LayerKind::kActivation) {
-      emitted = EmitActivationLayer(ctx);
+    if (p.result.is_float()) {
+      any_float = true;
+      // Float layers (docs/hardware.md, "Float datapaths"); a fixed input is converted in front.
+      FloatLayerContext ctx;
+      ctx.module = module;
+      ctx.layer = &l;
+      ctx.in = current;
+      ctx.n_in = width;
+      ctx.precision = p;
+      ctx.softmax = precision.softmax;
+      ctx.n_out = n_out;
+      ctx.reuse = reuse;
+      emitted = l.kind == model::LayerKind::kActivation ? EmitFloatActivationLayer(ctx) : EmitFloatAffineLayer(ctx);
     } else {
-      auto lr = options.layer_reuse.find(l.name);
-      ctx.reuse = l.kind != model::LayerKind::kDense ? 1
-                  : lr != options.layer_reuse.end() ? lr->second
-                                                    : options.reuse;
-      emitted = EmitAffineLayer(ctx);
+      for (const auto* f : {&p.weight, &p.bias, &p.accum, &p.result}) {
+        RETURN_IF_ERROR(CheckFixed(*f, "layer '" + l.name + "': a number format"));
+      }
+      if (current.is_float()) {
+        return Unimplemented("layer '" + l.name + "' is fixed-point (" + p.result.ToString() + ") after " +
+                             current.ToString() + " values; hardware generation converts fixed to float in "
+                             "front of float layers but not float to fixed (use one family, or float layers last)");
+      }
+      LayerContext ctx;
+      ctx.module = module;
+      ctx.layer = &l;
+      ctx.in = current.fixed();
+      ctx.n_in = width;
+      ctx.precision = p;
+      ctx.softmax = precision.softmax;
+      ctx.n_out = n_out;
+      ctx.reuse = reuse;
+      emitted = l.kind == model::LayerKind::kActivation ? EmitActivationLayer(ctx) : EmitAffineLayer(ctx);
     }
     if (!emitted.ok()) return emitted.status();
-    d.files.push_back({ctx.module + ".v", emitted->text});
+    d.files.push_back({module + ".v", emitted->text});
+    for (const auto& [name, text] : emitted->unit_files) d.files.push_back({name, text});
     d.layers.push_back({l.name, l.OpName(), emitted->reuse, emitted->latency, emitted->initiation_interval,
                         emitted->multipliers});
     d.latency_cycles += emitted->latency;
     d.initiation_interval = std::max(d.initiation_interval, emitted->initiation_interval);
-    modules.push_back(ctx.module);
-    current = p.result.fixed();
-    width = ctx.n_out;
-    bus_widths.push_back(width * current.width);
+    modules.push_back(module);
+    current = p.result;
+    width = n_out;
+    bus_widths.push_back(width * current.width());
   }
   d.n_out = width;
   d.out_format = current;
-  d.files.insert(d.files.begin(), {std::string(kCoreModule) + ".v", TopModule(d, modules, bus_widths)});
+  d.files.insert(d.files.begin(), {std::string(kCoreModule) + ".v", TopModule(d, modules, bus_widths, any_float)});
   return d;
 }
 

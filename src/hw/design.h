@@ -10,6 +10,7 @@
 #include "core/status.h"
 #include "model/graph.h"
 #include "numeric/fixed_format.h"
+#include "numeric/number_format.h"
 #include "numeric/precision.h"
 
 namespace fpgaserve::hw {
@@ -23,7 +24,7 @@ namespace fpgaserve::hw {
 //                                         output handshake of an unstalled output
 //   output [63:0] cycle_count             the free-running counter
 // Element i of a vector port occupies bits [i*width +: width], two's complement (or unsigned for
-// ufixed formats) raw values of the element format. A transfer happens when valid && ready.
+// ufixed formats) raw values of a fixed element format, or the bit pattern of a float format. A transfer happens when valid && ready.
 inline constexpr const char* kCoreModule = "fpgaserve_core";
 
 struct LayerSchedule {
@@ -44,10 +45,10 @@ struct HwDesign {
   std::vector<VerilogFile> files;  // all modules; `fpgaserve_core` is the top
   int n_in = 0;
   int n_out = 0;
-  numeric::FixedFormat in_format;   // every input element
-  numeric::FixedFormat out_format;  // every output element
-  int in_width() const { return in_format.width; }
-  int out_width() const { return out_format.width; }
+  numeric::NumberFormat in_format;   // every input element (fixed raw or float bits)
+  numeric::NumberFormat out_format;  // every output element
+  int in_width() const { return in_format.width(); }
+  int out_width() const { return out_format.width(); }
   int latency_cycles = 0;       // input handshake to output valid, when the output is not stalled
   int initiation_interval = 1;  // cycles between accepted inputs at full throughput
   std::vector<LayerSchedule> layers;

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/status.h"
 #include "model/graph.h"
@@ -37,6 +39,8 @@ struct EmittedLayer {
   int initiation_interval = 1;
   int reuse = 1;  // the effective reuse factor (affine layers; 1 otherwise)
   std::int64_t multipliers = 0;
+  // Further modules the layer instantiates (float units), one file each: {file name, text}.
+  std::vector<std::pair<std::string, std::string>> unit_files;
 };
 
 Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx);

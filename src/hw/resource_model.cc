@@ -30,6 +30,47 @@ std::int64_t DspPerMultiplier(const Family& f, int a, int b) {
   return std::min(one, swapped);
 }
 
+// Float layers (float_layers.cc): per unit, the significand multiplier on DSPs and logic for
+// alignment, normalization and rounding, plus the weight tables and pipeline registers. Coarse
+// (docs/benchmarks.md compares it with yosys).
+LayerEstimate EstimateFloatLayer(const Family& fam, const model::Layer& l, const numeric::LayerPrecision& p,
+                                 const LayerSchedule& s, std::int64_t width, numeric::SoftmaxMode softmax) {
+  const numeric::FloatFormat& f = p.result.floating();
+  const std::int64_t w = f.width(), sig = f.mantissa_bits + 1;
+  const std::int64_t mul_dsp = DspPerMultiplier(fam, static_cast<int>(sig), static_cast<int>(sig));
+  const std::int64_t mul_lut = 5 * w, add_lut = 12 * w, div_lut = sig * (sig + 4), exp_lut = 20 * w;
+  const std::int64_t unit_ff = 4 * w;
+  LayerEstimate le;
+  le.name = l.name;
+  if (l.kind == model::LayerKind::kDense || l.kind == model::LayerKind::kScale) {
+    const std::int64_t lanes = std::max<std::int64_t>(1, s.multipliers);
+    const std::int64_t n_out = l.kind == model::LayerKind::kDense ? l.dense().out_features : width;
+    le.dsp = lanes * mul_dsp;
+    le.lut = lanes * (mul_lut + add_lut + w * CeilDiv(s.reuse, static_cast<std::int64_t>(fam.rom_bits_per_lut))) +
+             width * w / 2;
+    le.ff = lanes * 2 * unit_ff + n_out * w + width * w + 65;
+    return le;
+  }
+  const auto kind = l.activation().kind;
+  le.ff = width * w * 2 + 65;
+  if (kind == model::ActivationKind::kSoftmax && softmax != numeric::SoftmaxMode::kArgmax) {
+    le.dsp = 4 * mul_dsp;  // exp's fixed-point products
+    le.lut = 2 * add_lut + exp_lut + div_lut;
+    le.ff += 4 * unit_ff + width * w;
+  } else if (kind == model::ActivationKind::kSigmoid || kind == model::ActivationKind::kTanh) {
+    le.dsp = 4 * mul_dsp;
+    le.lut = add_lut + exp_lut + div_lut;
+    le.ff += 3 * unit_ff;
+  } else if (kind == model::ActivationKind::kLeakyReLU) {
+    le.dsp = mul_dsp;
+    le.lut = mul_lut + width * w;
+    le.ff += unit_ff;
+  } else {
+    le.lut = width * w;
+  }
+  return le;
+}
+
 }  // namespace
 
 ResourceEstimate EstimateResources(const model::Graph& graph,
@@ -37,16 +78,31 @@ ResourceEstimate EstimateResources(const model::Graph& graph,
                                    const HwDesign& design, const std::string& family) {
   const Family fam = FamilyOf(family);
   ResourceEstimate e;
-  numeric::FixedFormat in = design.in_format;
+  numeric::NumberFormat in = design.in_format;
   std::int64_t width = design.n_in;
   for (std::size_t k = 0; k < graph.layers.size() && k < design.layers.size(); ++k) {
     const model::Layer& l = graph.layers[k];
     const LayerSchedule& s = design.layers[k];
     const numeric::LayerPrecision& p = precision.layers.at(l.name);
-    const numeric::FixedFormat rf = p.result.fixed();
+    auto add = [&](LayerEstimate le) {
+      e.lut += le.lut;
+      e.ff += le.ff;
+      e.dsp += le.dsp;
+      e.bram += le.bram;
+      e.layers.push_back(std::move(le));
+      in = p.result;
+    };
+    if (p.result.is_float()) {
+      add(EstimateFloatLayer(fam, l, p, s, width, precision.softmax));
+      if (l.kind == model::LayerKind::kDense) width = l.dense().out_features;
+      continue;
+    }
     LayerEstimate le;
     le.name = l.name;
-    const int xw = SignedW(in), rw = rf.width;
+    const numeric::FixedFormat rf = p.result.fixed();
+    if (in.is_float()) break;  // not generated (architecture.cc refuses float -> fixed)
+    const numeric::FixedFormat in_fixed = in.fixed();
+    const int xw = SignedW(in_fixed), rw = rf.width;
     std::int64_t n_out = width;
     if (l.kind == model::LayerKind::kDense || l.kind == model::LayerKind::kScale) {
       const int ww = SignedW(p.weight.fixed()), aw = p.accum.fixed().width;
@@ -88,12 +144,7 @@ ResourceEstimate EstimateResources(const model::Graph& graph,
         le.lut = width * rw * (kind == model::ActivationKind::kLeakyReLU ? 3 : 1);
       }
     }
-    e.lut += le.lut;
-    e.ff += le.ff;
-    e.dsp += le.dsp;
-    e.bram += le.bram;
-    e.layers.push_back(std::move(le));
-    in = rf;
+    add(std::move(le));
     width = n_out;
   }
   e.ff += 128;  // the core's cycle counter and its output stamp

@@ -29,7 +29,7 @@ Status CheckDesign(const HwDesign& d) {
                            " outputs; expected at least one of each");
   }
   for (const auto* f : {&d.in_format, &d.out_format}) {
-    RETURN_IF_ERROR(numeric::ValidateFixedFormat(*f));
+    if (f->is_fixed()) RETURN_IF_ERROR(numeric::ValidateFixedFormat(f->fixed()));
   }
   if (d.latency_cycles < 0)
     return InvalidArgument("design latency " + Str(d.latency_cycles) + " is negative");
@@ -38,7 +38,7 @@ Status CheckDesign(const HwDesign& d) {
 
 // Checks that every row has `n` elements inside the format's raw range.
 Status CheckRows(const std::vector<std::vector<numeric::RawValue>>& rows, int n,
-                 const numeric::FixedFormat& f, const std::string& what) {
+                 const numeric::NumberFormat& f, const std::string& what) {
   for (std::size_t r = 0; r < rows.size(); ++r) {
     if (rows[r].size() != static_cast<std::size_t>(n)) {
       return InvalidArgument(what + " vector " + Str(static_cast<std::int64_t>(r)) + " has " +
@@ -252,7 +252,7 @@ std::string BenchText(const BenchParams& p) {
 
 std::vector<std::vector<numeric::RawValue>> MakeInputVectors(const HwDesign& design, int random,
                                                              unsigned seed) {
-  const numeric::FixedFormat& f = design.in_format;
+  const numeric::NumberFormat& f = design.in_format;
   const auto n = static_cast<std::size_t>(std::max(design.n_in, 0));
   std::vector<std::vector<numeric::RawValue>> rows;
   rows.emplace_back(n, f.min_raw());
@@ -276,7 +276,7 @@ Result<TestVectors> MakeTestVectors(const HwDesign& design, const numeric::Quant
                            Str(kMaxVectors));
   }
   const numeric::NumberFormat& model_in = model.precision().input;
-  if (!(model_in == numeric::NumberFormat(design.in_format))) {
+  if (!(model_in == design.in_format)) {
     return InvalidArgument("the model's input format " + model_in.ToString() +
                            " differs from the design's " + design.in_format.ToString());
   }
@@ -294,7 +294,7 @@ Result<TestVectors> MakeTestVectors(const HwDesign& design, const numeric::Quant
   }
   const numeric::RawBatch& out = result.raw_outputs[0];
   const numeric::NumberFormat& out_format = result.output_formats[0];
-  if (!(out_format == numeric::NumberFormat(design.out_format))) {
+  if (!(out_format == design.out_format)) {
     return InvalidArgument("the model's output format " + out_format.ToString() +
                            " differs from the design's " + design.out_format.ToString());
   }

@@ -124,7 +124,7 @@ Result<VerilogFile> GenerateUartTop(const HwDesign& d, const UartLinkOptions& o)
        ", 16'd" + Str(d.n_in) + "};\n";
   s += "  wire [" + Str(8 * resp_payload - 1) + ":0] result = {out_cycles";
   for (int j = d.n_out - 1; j >= 0; --j) {
-    s += ", " + ExtendedElement("out_data", j, d.out_width(), d.out_format.is_signed);
+    s += ", " + ExtendedElement("out_data", j, d.out_width(), d.out_format.raw_is_signed());
   }
   s += "};\n";
   auto load = [&](const std::string& payload, int bytes, const std::string& command) {

@@ -20,12 +20,13 @@ int CeilLog2(std::int64_t n) {
 std::string Lit(int width, std::int64_t value) { return Str(width) + "'d" + Str(value); }
 
 // Element `index` of `bus` (width bits of format f each), sign- or zero-extended to a 32-bit word.
-std::string Word32(const std::string& bus, int index, const numeric::FixedFormat& f) {
-  const int lo = index * f.width, hi = lo + f.width - 1;
+std::string Word32(const std::string& bus, int index, const numeric::NumberFormat& f) {
+  const int w = f.width();
+  const int lo = index * w, hi = lo + w - 1;
   std::string slice = bus + "[" + Str(hi) + ":" + Str(lo) + "]";
-  if (f.width == 32) return slice;
-  const std::string fill = f.is_signed ? bus + "[" + Str(hi) + "]" : "1'b0";
-  return "{{" + Str(32 - f.width) + "{" + fill + "}}, " + slice + "}";
+  if (w == 32) return slice;
+  const std::string fill = f.raw_is_signed() ? bus + "[" + Str(hi) + "]" : "1'b0";
+  return "{{" + Str(32 - w) + "{" + fill + "}}, " + slice + "}";
 }
 
 Status CheckWidths(const HwDesign& d, const std::string& interface) {
@@ -33,13 +34,13 @@ Status CheckWidths(const HwDesign& d, const std::string& interface) {
     return InvalidArgument("design has " + Str(d.n_in) + " inputs and " + Str(d.n_out) +
                            " outputs; expected at least one of each");
   }
-  const std::pair<const char*, const numeric::FixedFormat*> formats[] = {{"input", &d.in_format},
-                                                                         {"output", &d.out_format}};
+  const std::pair<const char*, const numeric::NumberFormat*> formats[] = {{"input", &d.in_format},
+                                                                          {"output", &d.out_format}};
   for (const auto& [what, f] : formats) {
-    if (f->width < 1 || f->width > 32) {
+    if (f->width() < 1 || f->width() > 32) {
       return Unimplemented(
           "the " + interface + " wrapper carries one element per 32-bit word; the " + what +
-          " format " + f->ToString() + " is " + Str(f->width) + " bits wide (1..32 supported)");
+          " format " + f->ToString() + " is " + Str(f->width()) + " bits wide (1..32 supported)");
     }
   }
   return Status::Ok();

@@ -2,6 +2,8 @@
 // Parsing accepts every spelling users write: fixed<16,6>, ufixed<8,0,RND,SAT>, float16, float<6,9>.
 #pragma once
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -23,6 +25,16 @@ class NumberFormat {
   const FixedFormat& fixed() const { return std::get<FixedFormat>(v_); }
   const FloatFormat& floating() const { return std::get<FloatFormat>(v_); }
   int width() const { return is_fixed() ? fixed().width : floating().width(); }
+  // The raw words a format's values occupy: fixed raw integers (two's complement, or unsigned for
+  // ufixed), or a float's bit pattern as an unsigned integer (0 .. 2^width - 1).
+  std::int64_t min_raw() const { return is_fixed() ? fixed().min_raw() : 0; }
+  std::int64_t max_raw() const {
+    if (is_fixed()) return fixed().max_raw();
+    const int w = floating().width();
+    return w >= 63 ? std::numeric_limits<std::int64_t>::max() : (std::int64_t{1} << w) - 1;
+  }
+  // Whether raw words sign-extend (signed fixed formats only).
+  bool raw_is_signed() const { return is_fixed() && fixed().is_signed; }
   std::string ToString() const { return is_fixed() ? fixed().ToString() : floating().ToString(); }
   bool operator==(const NumberFormat&) const = default;
 

@@ -50,7 +50,7 @@ Result<std::unique_ptr<BoardDriver>> OpenEmuDriver(const std::string& bundle_dir
   ASSIGN_OR_RETURN(model::Graph graph, importers::ImportModel(model_path));
   ASSIGN_OR_RETURN(numeric::PrecisionConfig precision,
                    numeric::ResolvePrecision(graph, {"", precision_path}, nullptr));
-  if (!precision.input.is_fixed() || !(precision.input.fixed() == metadata.input_format)) {
+  if (!(precision.input == metadata.input_format)) {
     return InvalidArgument(precision_path + ": input format " + precision.input.ToString() +
                            " differs from " + metadata.input_format.ToString() + " in " +
                            firmware::kMetadataFile);
@@ -67,7 +67,7 @@ Result<std::unique_ptr<BoardDriver>> OpenEmuDriver(const std::string& bundle_dir
   const int last = graph.ProducerOf(graph.outputs[0].name);
   const numeric::NumberFormat out_format =
       last < 0 ? precision.input : precision.layers.at(graph.layers[last].name).result;
-  if (!out_format.is_fixed() || !(out_format.fixed() == metadata.output_format)) {
+  if (!(out_format == metadata.output_format)) {
     return InvalidArgument(precision_path + ": output format " + out_format.ToString() +
                            " differs from " + metadata.output_format.ToString() + " in " +
                            firmware::kMetadataFile);

@@ -106,15 +106,15 @@ Result<std::unique_ptr<BoardDriver>> OpenSimDriver(const std::string& bundle_dir
   if (s.ok()) {
     int n_in = 0, n_out = 0, in_width = 0, out_width = 0;
     if (abi.info(core, &n_in, &n_out, &in_width, &out_width) != 0 || n_in != metadata.n_inputs ||
-        n_out != metadata.n_outputs || in_width != metadata.input_format.width ||
-        out_width != metadata.output_format.width) {
+        n_out != metadata.n_outputs || in_width != metadata.input_format.width() ||
+        out_width != metadata.output_format.width()) {
       s = InvalidArgument(path + ": core has " + std::to_string(n_in) + " x " +
                           std::to_string(in_width) + "-bit inputs and " + std::to_string(n_out) +
                           " x " + std::to_string(out_width) + "-bit outputs; metadata says " +
                           std::to_string(metadata.n_inputs) + " x " +
-                          std::to_string(metadata.input_format.width) + " and " +
+                          std::to_string(metadata.input_format.width()) + " and " +
                           std::to_string(metadata.n_outputs) + " x " +
-                          std::to_string(metadata.output_format.width));
+                          std::to_string(metadata.output_format.width()));
     }
   }
   if (!s.ok()) {

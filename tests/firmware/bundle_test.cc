@@ -60,8 +60,8 @@ TEST(BundleTest, MetadataRoundTrip) {
   EXPECT_EQ(back->initiation_interval, 2);
   EXPECT_EQ(back->inputs[0].shape, (std::vector<std::int64_t>{-1, 4}));
   EXPECT_EQ(back->outputs[0].format, "ufixed<8,0,RND,SAT>");
-  EXPECT_EQ(back->output_format.width, 8);
-  EXPECT_FALSE(back->output_format.is_signed);
+  EXPECT_EQ(back->output_format.width(), 8);
+  EXPECT_FALSE(back->output_format.raw_is_signed());
   ASSERT_EQ(back->layers.size(), 2u);
   EXPECT_EQ(back->layers[0].multipliers, 32);
   ASSERT_EQ(back->files.size(), 3u);

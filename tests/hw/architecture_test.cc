@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <filesystem>
 #include <fstream>
 
@@ -80,14 +82,39 @@ TEST(ArchitectureTest, RejectsWhatHardwareCannotDo) {
   auto huge = GenerateDesign(g, Precision(g, "fixed<16,6>"), {1000});
   ASSERT_FALSE(huge.ok());
   EXPECT_NE(huge.status().message().find("larger than the largest layer (64 weights)"), std::string::npos);
-  auto fl = GenerateDesign(g, Precision(g, "float16"), {1});
+  // Float layers feeding a fixed-point layer: the float -> fixed conversion is not generated.
+  auto mixed = Precision(g, "float16");
+  const auto fixed = Precision(g, "fixed<16,6>");
+  for (std::size_t k = 2; k < g.layers.size(); ++k) mixed.layers.at(g.layers[k].name) = fixed.layers.at(g.layers[k].name);
+  auto fl = GenerateDesign(g, mixed, {1});
   ASSERT_FALSE(fl.ok());
   EXPECT_EQ(fl.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(fl.status().message().find("not float to fixed"), std::string::npos) << fl.status().message();
   auto narrow = Precision(g, "fixed<16,6>");
   narrow.layers.at(g.layers[0].name).accum = numeric::FixedFormat{16, 6};
   auto na = GenerateDesign(g, narrow, {1});
   ASSERT_FALSE(na.ok());
   EXPECT_NE(na.status().message().find("exact default accumulator"), std::string::npos);
+}
+
+TEST(ArchitectureTest, FloatPrecisionsGenerateFloatLayersWithTheirUnits) {
+  auto g = Banknote();
+  auto d = GenerateDesign(g, Precision(g, "float16"), {1});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->in_format.ToString(), "float16");
+  EXPECT_EQ(d->out_format.ToString(), "float16");
+  EXPECT_EQ(d->layers.size(), 4u);
+  // Dense 4 -> 16 at R = 1: one multiply-add lane per neuron.
+  EXPECT_EQ(d->layers[0].multipliers, 16);
+  int latency = 0;
+  for (const auto& l : d->layers) latency += l.latency;
+  EXPECT_EQ(d->latency_cycles, latency);
+  std::set<std::string> names;
+  for (const auto& f : d->files) names.insert(f.name);
+  for (const char* unit : {"fs_l1__hidden_Gemm_fmul.v", "fs_l1__hidden_Gemm_fadd.v", "fs_l4__Softmax_fexp.v",
+                           "fs_l4__Softmax_fdiv.v"}) {
+    EXPECT_TRUE(names.count(unit)) << unit;
+  }
 }
 
 TEST(ArchitectureTest, GeneratedVerilogIsLintClean) {

@@ -94,7 +94,7 @@ TestVectors HandVectors(const HwDesign& d, int random, unsigned seed, bool add_i
   TestVectors tv;
   tv.inputs = MakeInputVectors(d, random, seed);
   for (const auto& r : tv.inputs)
-    tv.outputs.push_back(HandOutputs(r, d.out_format, d.n_out, add_index));
+    tv.outputs.push_back(HandOutputs(r, d.out_format.fixed(), d.n_out, add_index));
   return tv;
 }
 
@@ -155,7 +155,7 @@ TEST(TestbenchTest, WrongExpectedOutputPrintsFail) {
            "fpgaserve_core.v");
   ASSERT_TRUE(compile->success()) << compile->stderr_text;
   RUN_TOOL(sim, dir.path(), "vvp", "-n", "tb.vvp");
-  const auto good = HandOutputs(tv.inputs[40], d.out_format, 3, true);
+  const auto good = HandOutputs(tv.inputs[40], d.out_format.fixed(), 3, true);
   auto hex = [](const std::vector<RawValue>& v) {
     char buf[16];
     std::snprintf(buf, sizeof buf, "%02x%02x%02x", static_cast<unsigned>(v[2] & 0xff),

@@ -20,6 +20,7 @@
 #include "hw/wrappers.h"
 #include "importers/import.h"
 #include "model/passes.h"
+#include "model/reference_evaluator.h"
 #include "numeric/number_format.h"
 #include "runtime/board_driver.h"
 #include "toolchain/verilator_build.h"
@@ -157,7 +158,7 @@ std::vector<Result<firmware::CompileResult>> CompileAll(std::vector<CosimCase>& 
 
 // Raw inputs: half uniform over the whole input format (overflow and saturation corners), half
 // rounded from N(0, 1) (the range where activations bend).
-numeric::RawBatch RandomInputs(const numeric::FixedFormat& f, std::size_t n_in, unsigned seed) {
+numeric::RawBatch RandomInputs(const numeric::NumberFormat& f, std::size_t n_in, unsigned seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<std::int64_t> full(f.min_raw(), f.max_raw());
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -226,6 +227,20 @@ void CheckCase(const CosimCase& c, const Result<firmware::CompileResult>& compil
                     RandomInputs(m.input_format, static_cast<std::size_t>(m.n_inputs), c.seed));
 }
 
+// Every activation kind appears in the suite; each case compiles, lints clean and both boards agree.
+void RunSuite(std::vector<CosimCase>& cases, TempRoot& root) {
+  std::set<ActivationKind> kinds;
+  for (const auto& c : cases) {
+    for (const auto& l : c.graph.layers) {
+      if (l.kind == model::LayerKind::kActivation) kinds.insert(l.activation().kind);
+    }
+  }
+  EXPECT_EQ(kinds.size(), 6u) << "the suite must cover every activation";
+  auto results = CompileAll(cases, root.path);
+  for (std::size_t i = 0; i < cases.size(); ++i) CheckCase(cases[i], results[i], root.path);
+  root.keep = ::testing::Test::HasFailure();
+}
+
 TEST(CosimTest, BanknoteFixed16Reuse1) {
   TempRoot root;
   auto graph = importers::ImportModel(kBanknote);
@@ -291,17 +306,72 @@ TEST(CosimTest, RandomNetworks) {
     c.seed = 77 + static_cast<unsigned>(r);
     cases.push_back(std::move(c));
   }
-  std::set<ActivationKind> kinds;
-  for (const auto& c : cases) {
-    for (const auto& l : c.graph.layers) {
-      if (l.kind == model::LayerKind::kActivation) kinds.insert(l.activation().kind);
-    }
-  }
-  EXPECT_EQ(kinds.size(), 6u) << "the suite must cover every activation";
+  RunSuite(cases, root);
+}
 
-  auto results = CompileAll(cases, root.path);
-  for (std::size_t i = 0; i < cases.size(); ++i) CheckCase(cases[i], results[i], root.path);
+// Float datapaths (F8): banknote in float32 over the whole data set — the RTL equals the
+// emulator bit for bit and its probabilities are within 1e-6 of the float64 reference — then
+// random networks in float32, float16, bfloat16 and float<6,9> covering every activation.
+TEST(CosimTest, BanknoteFloat32MatchesTheEmulatorAndFloat64) {
+  if (!fs::exists(kBanknoteCsv)) GTEST_SKIP() << kBanknoteCsv << " not found";
+  TempRoot root;
+  auto graph = importers::ImportModel(kBanknote);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  firmware::CompileOptions o;
+  o.precision.spec = "float32";
+  o.reuse = 1;
+  const std::string dir = (root.path / "banknote_float32").string();
+  auto compiled = firmware::CompileFirmware(*graph, dir, o);
+  ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+  const auto& m = compiled->metadata;
+  EXPECT_TRUE(Lint(dir, "stream").ok()) << Lint(dir, "stream").ToString();
+  auto table = ReadNumericCsv(kBanknoteCsv);
+  ASSERT_TRUE(table.ok());
+  auto data = SplitLabelColumn(*table, "class", kBanknoteCsv);
+  ASSERT_TRUE(data.ok());
+  numeric::RawBatch b{data->rows, 4, {}};
+  for (double x : data->features) b.values.push_back(numeric::FromDouble(x, m.input_format).raw);
+  ExpectBoardsAgree(dir, b);
+  // Against float64 on the same (float32-rounded) inputs.
+  auto sim = runtime::OpenBoardDriver("sim", dir);
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  auto out = (*sim)->Infer(b);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  auto g = *graph;
+  ASSERT_TRUE(model::Finalize(g).ok());
+  model::SampleBatch in{data->rows, 4, {}};
+  for (auto v : b.values) in.values.push_back(numeric::ToDouble(v, m.input_format));
+  auto ref = model::EvaluateReference(g, in);
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  double worst = 0;
+  for (std::size_t i = 0; i < ref->values.size(); ++i) {
+    worst = std::max(worst, std::fabs(numeric::ToDouble(out->outputs.values[i], m.output_format) - ref->values[i]));
+  }
+  EXPECT_LT(worst, 1e-6) << "largest difference from float64";
   root.keep = HasFailure();
+}
+
+TEST(CosimTest, RandomFloatNetworks) {
+  TempRoot root;
+  const std::vector<std::string> formats = {"float32", "float16", "bfloat16", "float<6,9>"};
+  const std::vector<int> reuse = {1, 4, 16, 2, 8, 3};
+  const std::vector<std::string> interfaces = {"stream", "axis", "stream", "axilite"};
+  std::vector<CosimCase> cases;
+  for (int i = 0; i < 12; ++i) {
+    CosimCase c;
+    c.seed = 2000 + static_cast<unsigned>(i);
+    const int depth = 1 + i % 3;
+    const int r = reuse[static_cast<std::size_t>(i) % reuse.size()];
+    c.graph = RandomNetwork(c.seed, depth, i % 6, r);
+    c.options.precision.spec = formats[static_cast<std::size_t>(i) % formats.size()];
+    c.options.reuse = r;
+    c.options.interface = interfaces[static_cast<std::size_t>(i) % interfaces.size()];
+    c.options.testbench_vectors = 0;
+    c.name = "float" + std::to_string(i) + "_seed" + std::to_string(c.seed) + "_depth" + std::to_string(depth) +
+             "_R" + std::to_string(r) + "_" + c.options.interface;
+    cases.push_back(std::move(c));
+  }
+  RunSuite(cases, root);
 }
 
 }  // namespace
