@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Float datapaths (F8): banknote in float32, float16 and fixed<16,6> at reuse 1 and 4 — cycles per
+# inference (the design's latency and II, and the sim board's measurement over the data set) and
+# the xc7 resources yosys 0.23 synthesizes (synth_xilinx -family xc7), beside our estimate.
+# Printed as a markdown table for docs/benchmarks.md.
+# Usage: bench/f8_bench.sh [build-dir]
+set -euo pipefail
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$build/fpgaserve"
+[[ -x $bin ]] || { echo "f8_bench: $bin not found (make build)" >&2; exit 1; }
+command -v yosys >/dev/null || { echo "f8_bench: yosys not found (scripts/install-deps.sh)" >&2; exit 1; }
+banknote="$root/examples/banknote/banknote.onnx"
+data="$root/../shared/data/banknote_authentication.csv"
+[[ -f $data ]] || { echo "f8_bench: $data not found" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "| precision | reuse | latency (cycles) | II | measured cycles/inference (sim) | LUT | FF | DSP48E1 | CARRY4 | estimate LUT/FF/DSP | synth s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for precision in float32 float16 'fixed<16,6>'; do
+  for r in 1 4; do
+    d="$work/$(echo "$precision" | tr -c 'a-z0-9\n' '_')-r$r"
+    "$bin" compile "$banknote" --board sim --precision "$precision" --reuse "$r" -o "$d" --json >"$d.json"
+    "$bin" predict "$d" --data "$data" --label-column class --driver sim --json >"$d.predict.json"
+    start=$(date +%s.%N)
+    yosys -q -p "read_verilog $d/rtl/*.v; synth_xilinx -flatten -family xc7 -top fpgaserve_core; tee -o $d.stat stat" >/dev/null
+    end=$(date +%s.%N)
+    /usr/bin/python3 - "$precision" "$r" "$d.json" "$d.predict.json" "$d.stat" "$start" "$end" <<'PY'
+import json, re, sys
+precision, r, meta, pred, stat, start, end = sys.argv[1:8]
+m = json.load(open(meta)); e = m["resources"]
+p = json.load(open(pred))
+cells = {k: int(v) for k, v in re.findall(r"^\s+(\S+)\s+(\d+)\s*$", open(stat).read(), re.M)}
+lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+ff = sum(v for k, v in cells.items() if k.startswith("FD"))
+per = p["device_cycles"] / p["samples"]
+print(f"| {precision} | {r} | {m['latency_cycles']} | {m['initiation_interval']} | {per:.1f} | {lut} | {ff} | "
+      f"{cells.get('DSP48E1', 0)} | {cells.get('CARRY4', 0)} | {e['lut']}/{e['ff']}/{e['dsp']} | {float(end) - float(start):.0f} |")
+PY
+  done
+done
