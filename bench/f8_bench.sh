@@ -3,6 +3,7 @@
 # inference (the design's latency and II, and the sim board's measurement over the data set) and
 # the xc7 resources yosys 0.23 synthesizes (synth_xilinx -family xc7), beside our estimate.
 # Printed as a markdown table for docs/benchmarks.md.
+# Then each float16 unit's Fmax on the iCE40 UP5K at every pipeline depth (nextpnr-ice40).
 # Usage: bench/f8_bench.sh [build-dir]
 set -euo pipefail
 build=${1:-build}
@@ -39,4 +40,44 @@ print(f"| {precision} | {r} | {m['latency_cycles']} | {m['initiation_interval']}
       f"{cells.get('DSP48E1', 0)} | {cells.get('CARRY4', 0)} | {e['lut']}/{e['ff']}/{e['dsp']} | {float(end) - float(start):.0f} |")
 PY
   done
+done
+
+# Pipeline depth against Fmax: each float16 unit between an operand register and a result
+# register (operands shifted in serially, so the design fits the pins), placed and routed for the
+# iCE40 UP5K by nextpnr-ice40; its reported Fmax at every `stages` value.
+emit="$build/bench/float_unit_emit"
+[[ -x $emit ]] || { echo "f8_bench: $emit not found (cmake --build $build --target float_unit_emit)" >&2; exit 1; }
+command -v nextpnr-ice40 >/dev/null || { echo "f8_bench: nextpnr-ice40 not found (scripts/install-deps.sh)" >&2; exit 1; }
+cat >"$work/top.v" <<'V'
+module top(input clk, input sin, output sout);
+  reg [31:0] sh;
+  reg [15:0] a, b, yq;
+  reg s;
+  wire [15:0] y;
+  always @(posedge clk) begin
+    sh <= {sh[30:0], sin};
+    a <= sh[15:0];
+    b <= sh[31:16];
+    yq <= y;
+    s <= ^yq;
+  end
+  fp_unit u (.clk(clk), .en(1'b1), .a(a), .b(b), .y(y));
+  assign sout = s;
+endmodule
+V
+echo
+echo "| unit (float16) | Fmax (MHz) at stages 0, 1, 2, ... (iCE40 UP5K, nextpnr-ice40) |"
+echo "|---|---|"
+for op in add mul div; do
+  max=$("$emit" max "$op" float16)
+  row=""
+  for stages in $(seq 0 "$max"); do
+    "$emit" "$op" float16 "$stages" >"$work/u.v"
+    rm -f "$work/t.json"
+    yosys -q -p "read_verilog $work/top.v $work/u.v; synth_ice40 -top top -json $work/t.json" >/dev/null
+    f=$(nextpnr-ice40 --up5k --package sg48 --json "$work/t.json" --pcf-allow-unconstrained --timing-allow-fail \
+          --asc "$work/t.asc" 2>&1 | grep "Max frequency" | tail -1 | sed -E 's/.*: ([0-9.]+) MHz.*/\1/')
+    row+="${row:+, }$f"
+  done
+  echo "| $op | $row |"
 done
