@@ -64,22 +64,7 @@ struct Options {
 
 // The gRPC message: 1 byte "not compressed", 4 bytes big-endian length, the protobuf.
 std::string MakeBody(const Options& o) {
-  static constexpr float kSample[4] = {3.6216f, 8.6661f, -2.8073f, -0.44699f};
-  pb::ModelInferRequest req;
-  req.set_model_name(o.model);
-  auto* in = req.add_inputs();
-  in->set_name(o.input);
-  in->set_datatype("FP32");
-  in->add_shape(1);
-  in->add_shape(4);
-  if (o.raw) {
-    std::string bytes(sizeof kSample, '\0');
-    std::memcpy(bytes.data(), kSample, sizeof kSample);
-    req.add_raw_input_contents(std::move(bytes));
-  } else {
-    for (float v : kSample) in->mutable_contents()->add_fp32_contents(v);
-  }
-  const std::string msg = req.SerializeAsString();
+  const std::string msg = loadgen::BanknoteRequest(o.model, o.input, o.raw).SerializeAsString();
   std::string body(5, '\0');
   const auto n = static_cast<std::uint32_t>(msg.size());
   body[1] = static_cast<char>(n >> 24);

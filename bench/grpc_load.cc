@@ -51,27 +51,6 @@ struct Options {
   double timeout_s = 10;
 };
 
-// One banknote sample, in either the typed field or the raw-bytes field.
-pb::ModelInferRequest MakeRequest(const Options& o) {
-  static constexpr float kSample[4] = {3.6216f, 8.6661f, -2.8073f, -0.44699f};
-  pb::ModelInferRequest req;
-  req.set_model_name(o.model);
-  auto* in = req.add_inputs();
-  in->set_name(o.input);
-  in->set_datatype("FP32");
-  in->add_shape(1);
-  in->add_shape(4);
-  if (o.raw) {
-    // The binary layout is little-endian FP32, which is this host's layout (x86-64, aarch64).
-    std::string bytes(sizeof kSample, '\0');
-    std::memcpy(bytes.data(), kSample, sizeof kSample);
-    req.add_raw_input_contents(std::move(bytes));
-  } else {
-    for (float v : kSample) in->mutable_contents()->add_fp32_contents(v);
-  }
-  return req;
-}
-
 std::string CodeName(grpc::StatusCode c) {
   switch (c) {
     case grpc::StatusCode::CANCELLED: return "CANCELLED";
@@ -232,7 +211,7 @@ int main(int argc, char** argv) {
   }
 
   // One blocking request before the clock starts: fail fast, with the server's message.
-  const pb::ModelInferRequest req = MakeRequest(o);
+  const pb::ModelInferRequest req = loadgen::BanknoteRequest(o.model, o.input, o.raw);
   {
     auto stub = pb::GRPCInferenceService::NewStub(channels[0]);
     grpc::ClientContext ctx;

@@ -1,18 +1,42 @@
-// What the gRPC load generators (grpc_load, grpc_h2load) record per thread and how they report
-// it: OK latencies, errors by kind, then one JSON object or a few text lines.
+// What the gRPC load generators (grpc_load, grpc_h2load) send, record per thread and report: one
+// banknote sample per ModelInfer; OK latencies, errors by kind; one JSON object or a few lines.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "grpc_service.pb.h"
+
 namespace loadgen {
+
+// One 4-feature FP32 banknote sample, in the typed field or (raw) in raw_input_contents.
+inline inference::ModelInferRequest BanknoteRequest(const std::string& model, const std::string& input, bool raw) {
+  static constexpr float kSample[4] = {3.6216f, 8.6661f, -2.8073f, -0.44699f};
+  inference::ModelInferRequest req;
+  req.set_model_name(model);
+  auto* in = req.add_inputs();
+  in->set_name(input);
+  in->set_datatype("FP32");
+  in->add_shape(1);
+  in->add_shape(4);
+  if (raw) {
+    // The binary layout is little-endian FP32, which is this host's layout (x86-64, aarch64).
+    std::string bytes(sizeof kSample, '\0');
+    std::memcpy(bytes.data(), kSample, sizeof kSample);
+    req.add_raw_input_contents(std::move(bytes));
+  } else {
+    for (float v : kSample) in->mutable_contents()->add_fp32_contents(v);
+  }
+  return req;
+}
 
 struct Record {
   std::vector<std::int64_t> latency_ns;  // OK calls only

@@ -20,7 +20,7 @@ std::string Str(std::int64_t v) { return std::to_string(v); }
 int Log2(int v) { return __builtin_ctz(static_cast<unsigned>(v)); }
 
 std::string Header(const LayerContext& ctx, const std::string& note) {
-  const std::string XW = Str(ctx.n_in * ctx.in.width);
+  const std::string XW = Str(ctx.n_in * ctx.in.width());
   const std::string OW = Str(ctx.n_out * ctx.precision.result.fixed().width);
   return "// layer '" + ctx.layer->name + "' (" + ctx.layer->OpName() + ")" + note + "\n" +
          "module " + ctx.module + " (\n"
@@ -82,7 +82,7 @@ std::string SingleStage(const LayerContext& ctx, const std::vector<std::string>&
 }
 
 Result<EmittedLayer> EmitSoftmax(const LayerContext& ctx) {
-  const FixedFormat& xf = ctx.in;
+  const FixedFormat& xf = ctx.in.fixed();
   const FixedFormat& rf = ctx.precision.result.fixed();
   const int n = ctx.n_in;
   const int xw = SignedWidth(xf);
@@ -193,7 +193,7 @@ Result<EmittedLayer> EmitSoftmax(const LayerContext& ctx) {
 Result<EmittedLayer> EmitActivationLayer(const LayerContext& ctx) {
   const auto kind = ctx.layer->activation().kind;
   if (kind == ActivationKind::kSoftmax) return EmitSoftmax(ctx);
-  const FixedFormat& xf = ctx.in;
+  const FixedFormat& xf = ctx.in.fixed();
   const FixedFormat& rf = ctx.precision.result.fixed();
   const int xw = SignedWidth(xf);
   EmittedLayer out;

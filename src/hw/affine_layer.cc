@@ -31,7 +31,7 @@ int BitsFor(std::int64_t n) {  // bits to count 0..n-1 (at least 1)
 std::string ModuleHead(const LayerContext& ctx, const std::string& who, int r, int aw) {
   const FixedFormat& rf = ctx.precision.result.fixed();
   const FixedFormat& af = ctx.precision.accum.fixed();
-  const std::string XW = Str(std::int64_t{ctx.n_in} * ctx.in.width);
+  const std::string XW = Str(std::int64_t{ctx.n_in} * ctx.in.width());
   const std::string OW = Str(std::int64_t{ctx.n_out} * rf.width);
   std::string s = "// " + who + ": " + Str(ctx.n_in) + " -> " + Str(ctx.n_out) + ", reuse " +
                   Str(r) + ", accum " + af.ToString() + ", result " + rf.ToString() + "\n";
@@ -79,7 +79,7 @@ std::string SequencerAccept(int cw) {
 std::string FoldedBody(const LayerContext& ctx, const std::vector<std::int64_t>& w,
                        const std::vector<std::int64_t>& b, int bias_shift, int aw, int r,
                        std::int64_t g, std::int64_t slots) {
-  const FixedFormat& xf = ctx.in;
+  const FixedFormat& xf = ctx.in.fixed();
   const FixedFormat& rf = ctx.precision.result.fixed();
   const std::int64_t n_in = ctx.n_in, n_out = ctx.n_out;
   const int cw = BitsFor(r);
@@ -147,7 +147,7 @@ std::string FoldedBody(const LayerContext& ctx, const std::vector<std::int64_t>&
 
 Result<EmittedLayer> EmitAffineLayer(const LayerContext& ctx) {
   const model::Layer& layer = *ctx.layer;
-  const FixedFormat& xf = ctx.in;
+  const FixedFormat& xf = ctx.in.fixed();
   const FixedFormat& wf = ctx.precision.weight.fixed();
   const FixedFormat& bf = ctx.precision.bias.fixed();
   const FixedFormat& af = ctx.precision.accum.fixed();

@@ -62,7 +62,7 @@ std::string TopModule(const HwDesign& d, const std::vector<std::string>& modules
     s += "  wire v" + Str(k) + ", r" + Str(k) + ";\n  wire [" + Str(widths[k]) + "-1:0] d" + Str(k) + ";\n  wire [" + kTagRange + "] t" + Str(k) + ";\n";
   }
   if (throttle) {
-    // Float layers hold one inference each and their IIs differ: inputs enter at most one per
+    // The first layer accepts faster than the slowest layer drains: inputs enter at most one per
     // II cycles, so none waits inside the core and out_cycles is the design latency.
     const int gw = std::max(1, static_cast<int>(std::ceil(std::log2(d.initiation_interval + 1))));
     const std::string G = Str(gw);
@@ -120,7 +120,6 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
   int width = d.n_in;
   std::vector<std::string> modules;
   std::vector<int> bus_widths{d.n_in * d.in_format.width()};
-  bool any_float = false;
   for (std::size_t k = 0; k < graph.layers.size(); ++k) {
     const model::Layer& l = graph.layers[k];
     auto it = precision.layers.find(l.name);
@@ -130,20 +129,20 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
     const int n_out = l.kind == model::LayerKind::kDense ? static_cast<int>(l.dense().out_features) : width;
     auto lr = options.layer_reuse.find(l.name);
     const int reuse = l.kind != model::LayerKind::kDense ? 1 : lr != options.layer_reuse.end() ? lr->second : options.reuse;
+    LayerContext ctx;
+    ctx.module = module;
+    ctx.layer = &l;
+    ctx.in = current;
+    ctx.n_in = width;
+    ctx.precision = p;
+    ctx.softmax = precision.softmax;
+    ctx.n_out = n_out;
+    ctx.reuse = reuse;
+    const bool activation = l.kind == model::LayerKind::kActivation;
     Result<EmittedLayer> emitted = InvalidArgument("unreachable");
     if (p.result.is_float()) {
-      any_float = true;
       // Float layers (docs/hardware.md, "Float datapaths"); a fixed input is converted in front.
-      FloatLayerContext ctx;
-      ctx.module = module;
-      ctx.layer = &l;
-      ctx.in = current;
-      ctx.n_in = width;
-      ctx.precision = p;
-      ctx.softmax = precision.softmax;
-      ctx.n_out = n_out;
-      ctx.reuse = reuse;
-      emitted = l.kind == model::LayerKind::kActivation ? EmitFloatActivationLayer(ctx) : EmitFloatAffineLayer(ctx);
+      emitted = activation ? EmitFloatActivationLayer(ctx) : EmitFloatAffineLayer(ctx);
     } else {
       for (const auto* f : {&p.weight, &p.bias, &p.accum, &p.result}) {
         RETURN_IF_ERROR(CheckFixed(*f, "layer '" + l.name + "': a number format"));
@@ -153,16 +152,7 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
                              current.ToString() + " values; hardware generation converts fixed to float in "
                              "front of float layers but not float to fixed (use one family, or float layers last)");
       }
-      LayerContext ctx;
-      ctx.module = module;
-      ctx.layer = &l;
-      ctx.in = current.fixed();
-      ctx.n_in = width;
-      ctx.precision = p;
-      ctx.softmax = precision.softmax;
-      ctx.n_out = n_out;
-      ctx.reuse = reuse;
-      emitted = l.kind == model::LayerKind::kActivation ? EmitActivationLayer(ctx) : EmitAffineLayer(ctx);
+      emitted = activation ? EmitActivationLayer(ctx) : EmitAffineLayer(ctx);
     }
     if (!emitted.ok()) return emitted.status();
     d.files.push_back({module + ".v", emitted->text});
@@ -178,7 +168,8 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
   }
   d.n_out = width;
   d.out_format = current;
-  d.files.insert(d.files.begin(), {std::string(kCoreModule) + ".v", TopModule(d, modules, bus_widths, any_float)});
+  d.files.insert(d.files.begin(), {std::string(kCoreModule) + ".v", TopModule(d, modules, bus_widths,
+                                             !d.layers.empty() && d.layers[0].initiation_interval < d.initiation_interval)});
   return d;
 }
 

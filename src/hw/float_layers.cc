@@ -95,7 +95,7 @@ std::string Inst(const FloatUnit& u, const std::string& name, const std::string&
 // Converts every latched input element `x[k]` into `to`, as the emulator does before a float
 // layer's arithmetic: a fixed input first becomes the layer's result format (IntoLayerFamily),
 // then (if different) `to`. Declares wires xc<k> of to's width; returns the latency.
-Result<int> ConvertInputs(UnitSet& units, const FloatLayerContext& ctx, const NumberFormat& to, int n, Schedule& s) {
+Result<int> ConvertInputs(UnitSet& units, const LayerContext& ctx, const NumberFormat& to, int n, Schedule& s) {
   const NumberFormat& result = ctx.precision.result;
   const int wi = ctx.in.width(), wt = to.width();
   std::vector<std::pair<NumberFormat, NumberFormat>> steps;
@@ -127,7 +127,7 @@ Result<int> ConvertInputs(UnitSet& units, const FloatLayerContext& ctx, const Nu
 }
 
 // The module around a schedule: ports, the latch, the run counter and the captures.
-std::string Assemble(const FloatLayerContext& ctx, const std::string& note, const Schedule& s) {
+std::string Assemble(const LayerContext& ctx, const std::string& note, const Schedule& s) {
   const std::string XW = Str(std::int64_t{ctx.n_in} * ctx.in.width());
   const std::string OW = Str(std::int64_t{ctx.n_out} * ctx.precision.result.width());
   const int cw = fp::BitsFor(s.last + 1);
@@ -201,7 +201,7 @@ std::string DelayLine(const std::string& out, const std::string& in, int width, 
 
 }  // namespace
 
-Result<EmittedLayer> EmitFloatAffineLayer(const FloatLayerContext& ctx) {
+Result<EmittedLayer> EmitFloatAffineLayer(const LayerContext& ctx) {
   const model::Layer& layer = *ctx.layer;
   const bool is_scale = layer.kind == model::LayerKind::kScale;
   const std::string who = "layer '" + layer.name + "' (" + layer.OpName() + ")";
@@ -278,11 +278,7 @@ Result<EmittedLayer> EmitFloatAffineLayer(const FloatLayerContext& ctx) {
     }
   }
   if (!is_scale) s.body += Table("xs", aw, cw, xsel_shared);
-  s.body += [&] {
-    std::string t = "  reg first;\n  always @* begin\n    case (cyc)\n";
-    for (const auto& [at, v] : first) t += "      " + Str(cw) + "'d" + Str(at) + ": first = " + v + ";\n";
-    return t + "      default: first = 1'b0;\n    endcase\n  end\n";
-  }();
+  s.body += Table("first", 1, cw, first);
   for (std::int64_t l = 0; l < lanes; ++l) {
     const std::string L = Str(l);
     const auto lu = static_cast<std::size_t>(l);
@@ -309,7 +305,7 @@ Result<EmittedLayer> EmitFloatAffineLayer(const FloatLayerContext& ctx) {
   return out;
 }
 
-Result<EmittedLayer> EmitFloatActivationLayer(const FloatLayerContext& ctx) {
+Result<EmittedLayer> EmitFloatActivationLayer(const LayerContext& ctx) {
   const model::Layer& layer = *ctx.layer;
   const std::string who = "layer '" + layer.name + "' (" + layer.OpName() + ")";
   const auto& p = ctx.precision;
@@ -396,11 +392,7 @@ Result<EmittedLayer> EmitFloatActivationLayer(const FloatLayerContext& ctx) {
     s.body += Table("sub_a", w, cw, dsel);
     s.body += Table("add_b", w, cw, esel);
     s.body += Table("div_a", w, cw, qsel);
-    s.body += [&] {
-      std::string t = "  reg first;\n  always @* begin\n    case (cyc)\n";
-      for (const auto& [at, v] : first) t += "      " + Str(cw) + "'d" + Str(at) + ": first = " + v + ";\n";
-      return t + "      default: first = 1'b0;\n    endcase\n  end\n";
-    }();
+    s.body += Table("first", 1, cw, first);
     s.body += "  wire [" + Str(w - 1) + ":0] sub_y, ex_y, add_y, dv_y;\n";
     s.body += Inst(*sub, "sub0", "sub_a", "mx", "sub_y");
     s.body += Inst(*ex, "exp0", "sub_y", "", "ex_y");

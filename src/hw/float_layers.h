@@ -15,18 +15,8 @@
 
 namespace fpgaserve::hw {
 
-struct FloatLayerContext {
-  std::string module;
-  const model::Layer* layer = nullptr;
-  numeric::NumberFormat in;  // the incoming elements (the previous layer's result format)
-  int n_in = 0;
-  numeric::LayerPrecision precision;  // all float
-  int n_out = 0;
-  int reuse = 1;  // requested (Dense); the emitter reports the effective one
-  numeric::SoftmaxMode softmax = numeric::SoftmaxMode::kTable;
-};
-
-Result<EmittedLayer> EmitFloatAffineLayer(const FloatLayerContext& ctx);
-Result<EmittedLayer> EmitFloatActivationLayer(const FloatLayerContext& ctx);
+// `ctx.precision` is all float; `ctx.in` may be fixed (converted in front) or float.
+Result<EmittedLayer> EmitFloatAffineLayer(const LayerContext& ctx);
+Result<EmittedLayer> EmitFloatActivationLayer(const LayerContext& ctx);
 
 }  // namespace fpgaserve::hw

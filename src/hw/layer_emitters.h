@@ -9,6 +9,7 @@
 
 #include "core/status.h"
 #include "model/graph.h"
+#include "numeric/number_format.h"
 #include "numeric/precision.h"
 
 namespace fpgaserve::hw {
@@ -25,9 +26,9 @@ inline const std::string kTagRange = "31:0";
 struct LayerContext {
   std::string module;
   const model::Layer* layer = nullptr;
-  numeric::FixedFormat in;
+  numeric::NumberFormat in;  // the incoming elements (the previous layer's result format)
   int n_in = 0;
-  numeric::LayerPrecision precision;  // all fixed
+  numeric::LayerPrecision precision;  // one family: all fixed, or all float (float_layers.h)
   int n_out = 0;
   int reuse = 1;  // requested; the emitter reports the effective one
   numeric::SoftmaxMode softmax = numeric::SoftmaxMode::kTable;

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <thread>
 #include <vector>
 
@@ -156,8 +155,8 @@ class Service final : public ServiceBase {
   // ModelInfer is served through the async API (see InferCall below): decodes the request and
   // hands it to the model; `done` runs once with the status (at once on an error), after the
   // response was filled in.
-  void StartInfer(const pb::ModelInferRequest& q, pb::ModelInferResponse* r,
-                  std::function<void(grpc::Status)> done) {
+  template <typename Done>  // void(grpc::Status); moved into the model's callback, not wrapped again
+  void StartInfer(const pb::ModelInferRequest& q, pb::ModelInferResponse* r, Done done) {
     const auto start = Clock::now();
     auto m = Find(q.model_name(), q.model_version());
     if (!m.ok()) {

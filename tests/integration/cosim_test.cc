@@ -227,6 +227,15 @@ void CheckCase(const CosimCase& c, const Result<firmware::CompileResult>& compil
                     RandomInputs(m.input_format, static_cast<std::size_t>(m.n_inputs), c.seed));
 }
 
+// The banknote data set's feature rows, rounded into the input format.
+Result<numeric::RawBatch> BanknoteRows(const numeric::NumberFormat& f) {
+  ASSIGN_OR_RETURN(auto table, ReadNumericCsv(kBanknoteCsv));
+  ASSIGN_OR_RETURN(auto data, SplitLabelColumn(table, "class", kBanknoteCsv));
+  numeric::RawBatch b{data.rows, 4, {}};
+  for (double x : data.features) b.values.push_back(numeric::FromDouble(x, f).raw);
+  return b;
+}
+
 // Every activation kind appears in the suite; each case compiles, lints clean and both boards agree.
 void RunSuite(std::vector<CosimCase>& cases, TempRoot& root) {
   std::set<ActivationKind> kinds;
@@ -261,13 +270,9 @@ TEST(CosimTest, BanknoteFixed16Reuse1) {
   }
   if (fs::exists(kBanknoteCsv)) {
     SCOPED_TRACE(kBanknoteCsv);
-    auto table = ReadNumericCsv(kBanknoteCsv);
-    ASSERT_TRUE(table.ok());
-    auto data = SplitLabelColumn(*table, "class", kBanknoteCsv);
-    ASSERT_TRUE(data.ok());
-    numeric::RawBatch b{data->rows, 4, {}};
-    for (double x : data->features) b.values.push_back(numeric::FromDouble(x, m.input_format).raw);
-    ExpectBoardsAgree(dir, b);
+    auto b = BanknoteRows(m.input_format);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ExpectBoardsAgree(dir, *b);
   }
   // The bundle's self-checking testbench under Icarus (a second, independent simulator).
   auto iv = RunSubprocess({"iverilog", "-V"});
@@ -325,12 +330,9 @@ TEST(CosimTest, BanknoteFloat32MatchesTheEmulatorAndFloat64) {
   ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
   const auto& m = compiled->metadata;
   EXPECT_TRUE(Lint(dir, "stream").ok()) << Lint(dir, "stream").ToString();
-  auto table = ReadNumericCsv(kBanknoteCsv);
-  ASSERT_TRUE(table.ok());
-  auto data = SplitLabelColumn(*table, "class", kBanknoteCsv);
-  ASSERT_TRUE(data.ok());
-  numeric::RawBatch b{data->rows, 4, {}};
-  for (double x : data->features) b.values.push_back(numeric::FromDouble(x, m.input_format).raw);
+  auto rows = BanknoteRows(m.input_format);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  const numeric::RawBatch& b = *rows;
   ExpectBoardsAgree(dir, b);
   // Against float64 on the same (float32-rounded) inputs.
   auto sim = runtime::OpenBoardDriver("sim", dir);
@@ -339,7 +341,7 @@ TEST(CosimTest, BanknoteFloat32MatchesTheEmulatorAndFloat64) {
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   auto g = *graph;
   ASSERT_TRUE(model::Finalize(g).ok());
-  model::SampleBatch in{data->rows, 4, {}};
+  model::SampleBatch in{b.rows, 4, {}};
   for (auto v : b.values) in.values.push_back(numeric::ToDouble(v, m.input_format));
   auto ref = model::EvaluateReference(g, in);
   ASSERT_TRUE(ref.ok()) << ref.status().ToString();
