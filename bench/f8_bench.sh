@@ -4,9 +4,12 @@
 # the xc7 resources yosys 0.23 synthesizes (synth_xilinx -family xc7), beside our estimate.
 # Printed as a markdown table for docs/benchmarks.md.
 # Then each float16 unit's Fmax on the iCE40 UP5K at every pipeline depth (nextpnr-ice40).
-# Usage: bench/f8_bench.sh [build-dir]
+# Usage: bench/f8_bench.sh [build-dir] [all|designs|units]  (designs: the first table only; units:
+# the second only)
 set -euo pipefail
 build=${1:-build}
+part=${2:-all}
+case $part in all | designs | units) ;; *) echo "f8_bench: part '$part': expected all, designs or units" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$build/fpgaserve"
 [[ -x $bin ]] || { echo "f8_bench: $bin not found (make build)" >&2; exit 1; }
@@ -17,6 +20,7 @@ data="$root/../shared/data/banknote_authentication.csv"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+if [[ $part != units ]]; then
 echo "| precision | reuse | latency (cycles) | II | measured cycles/inference (sim) | LUT | FF | DSP48E1 | CARRY4 | estimate LUT/FF/DSP | synth s |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for precision in float32 float16 'fixed<16,6>'; do
@@ -41,6 +45,8 @@ print(f"| {precision} | {r} | {m['latency_cycles']} | {m['initiation_interval']}
 PY
   done
 done
+fi
+[[ $part == designs ]] && exit 0
 
 # Pipeline depth against Fmax: each float16 unit between an operand register and a result
 # register (operands shifted in serially, so the design fits the pins), placed and routed for the

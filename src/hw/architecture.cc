@@ -62,14 +62,23 @@ std::string TopModule(const HwDesign& d, const std::vector<std::string>& modules
     s += "  wire v" + Str(k) + ", r" + Str(k) + ";\n  wire [" + Str(widths[k]) + "-1:0] d" + Str(k) + ";\n  wire [" + kTagRange + "] t" + Str(k) + ";\n";
   }
   if (throttle) {
-    // The first layer accepts faster than the slowest layer drains: inputs enter at most one per
-    // II cycles, so none waits inside the core and out_cycles is the design latency.
+    // Inputs enter on a grid of II cycles while anything is occupied the core (at once when it is
+    // empty): the first layer never takes inputs faster than the slowest layer drains, and every
+    // float layer receives its inputs on its own slot grid, so none waits occupied the core and
+    // out_cycles is the design latency.
     const int gw = std::max(1, static_cast<int>(std::ceil(std::log2(d.initiation_interval + 1))));
-    const std::string G = Str(gw);
-    s += "  reg [" + G + "-1:0] gap;\n  wire open = gap == " + G + "'d0;\n";
-    s += "  always @(posedge clk) begin\n    if (rst) gap <= " + G + "'d0;\n"
-         "    else if (in_valid && in_ready) gap <= " + G + "'d" + Str(d.initiation_interval - 1) + ";\n"
-         "    else if (!open) gap <= gap - " + G + "'d1;\n  end\n";
+    const int fw = std::max(1, static_cast<int>(std::ceil(std::log2(d.latency_cycles + 4 * d.layers.size() + 2))));
+    const std::string G = Str(gw), F = Str(fw);
+    s += "  reg [" + G + "-1:0] gap;\n  reg [" + F + "-1:0] occupied;\n";
+    s += "  wire open = gap == " + G + "'d0 || occupied == " + F + "'d0;\n";
+    s += "  wire in_fire = in_valid && in_ready, out_fire = out_valid && out_ready;\n";
+    s += "  always @(posedge clk) begin\n    if (rst) begin\n      gap <= " + G + "'d0;\n      occupied <= " + F +
+         "'d0;\n    end else begin\n"
+         "      if (in_fire) gap <= " + G + "'d" + Str(d.initiation_interval - 1) + ";\n"
+         "      else if (gap != " + G + "'d0) gap <= gap - " + G + "'d1;\n"
+         "      else if (occupied != " + F + "'d0) gap <= " + G + "'d" + Str(d.initiation_interval - 1) + ";\n"
+         "      if (in_fire && !out_fire) occupied <= occupied + " + F + "'d1;\n"
+         "      else if (out_fire && !in_fire) occupied <= occupied - " + F + "'d1;\n    end\n  end\n";
     s += "  assign v0 = in_valid && open;\n  assign in_ready = r0 && open;\n";
   } else {
     s += "  assign v0 = in_valid;\n  assign in_ready = r0;\n";
@@ -120,6 +129,15 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
   int width = d.n_in;
   std::vector<std::string> modules;
   std::vector<int> bus_widths{d.n_in * d.in_format.width()};
+  std::vector<LayerContext> contexts;
+  std::vector<EmittedLayer> layers;
+  auto emit = [&](const LayerContext& ctx) -> Result<EmittedLayer> {
+    const bool activation = ctx.layer->kind == model::LayerKind::kActivation;
+    // Float layers (docs/hardware.md, "Float datapaths"); a fixed input is converted in front.
+    if (ctx.precision.result.is_float()) return activation ? EmitFloatActivationLayer(ctx) : EmitFloatAffineLayer(ctx);
+    return activation ? EmitActivationLayer(ctx) : EmitAffineLayer(ctx);
+  };
+  bool any_float = false;
   for (std::size_t k = 0; k < graph.layers.size(); ++k) {
     const model::Layer& l = graph.layers[k];
     auto it = precision.layers.find(l.name);
@@ -128,7 +146,12 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
     const std::string module = "fs_l" + Str(static_cast<std::int64_t>(k + 1)) + "_" + Identifier(l.name);
     const int n_out = l.kind == model::LayerKind::kDense ? static_cast<int>(l.dense().out_features) : width;
     auto lr = options.layer_reuse.find(l.name);
-    const int reuse = l.kind != model::LayerKind::kDense ? 1 : lr != options.layer_reuse.end() ? lr->second : options.reuse;
+    int reuse = l.kind != model::LayerKind::kDense ? 1 : lr != options.layer_reuse.end() ? lr->second : options.reuse;
+    // A float activation streams its elements on as many unit chains as keep up with the layer
+    // before it (its II), or the global reuse when it comes first.
+    if (p.result.is_float() && l.kind == model::LayerKind::kActivation) {
+      reuse = layers.empty() ? options.reuse : layers.back().initiation_interval;
+    }
     LayerContext ctx;
     ctx.module = module;
     ctx.layer = &l;
@@ -138,11 +161,8 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
     ctx.softmax = precision.softmax;
     ctx.n_out = n_out;
     ctx.reuse = reuse;
-    const bool activation = l.kind == model::LayerKind::kActivation;
-    Result<EmittedLayer> emitted = InvalidArgument("unreachable");
     if (p.result.is_float()) {
-      // Float layers (docs/hardware.md, "Float datapaths"); a fixed input is converted in front.
-      emitted = activation ? EmitFloatActivationLayer(ctx) : EmitFloatAffineLayer(ctx);
+      any_float = true;
     } else {
       for (const auto* f : {&p.weight, &p.bias, &p.accum, &p.result}) {
         RETURN_IF_ERROR(CheckFixed(*f, "layer '" + l.name + "': a number format"));
@@ -152,24 +172,39 @@ Result<HwDesign> GenerateDesign(const model::Graph& graph, const numeric::Precis
                              current.ToString() + " values; hardware generation converts fixed to float in "
                              "front of float layers but not float to fixed (use one family, or float layers last)");
       }
-      emitted = activation ? EmitActivationLayer(ctx) : EmitAffineLayer(ctx);
     }
+    auto emitted = emit(ctx);
     if (!emitted.ok()) return emitted.status();
-    d.files.push_back({module + ".v", emitted->text});
-    for (const auto& [name, text] : emitted->unit_files) d.files.push_back({name, text});
-    d.layers.push_back({l.name, l.OpName(), emitted->reuse, emitted->latency, emitted->initiation_interval,
-                        emitted->multipliers});
-    d.latency_cycles += emitted->latency;
     d.initiation_interval = std::max(d.initiation_interval, emitted->initiation_interval);
+    contexts.push_back(ctx);
+    layers.push_back(std::move(*emitted));
     modules.push_back(module);
     current = p.result;
     width = n_out;
     bus_widths.push_back(width * current.width());
   }
+  // A float layer starts inferences on its own grid of slots; the core admits inputs on a grid of
+  // its II, so a layer whose period divides the II never waits. The others are rebuilt with
+  // the II as their period.
+  for (std::size_t k = 0; k < layers.size(); ++k) {
+    if (!contexts[k].precision.result.is_float() || d.initiation_interval % layers[k].initiation_interval == 0) continue;
+    contexts[k].period = d.initiation_interval;
+    auto emitted = emit(contexts[k]);
+    if (!emitted.ok()) return emitted.status();
+    layers[k] = std::move(*emitted);
+  }
+  for (std::size_t k = 0; k < layers.size(); ++k) {
+    const EmittedLayer& e = layers[k];
+    const model::Layer& l = *contexts[k].layer;
+    d.files.push_back({modules[k] + ".v", e.text});
+    for (const auto& [name, text] : e.unit_files) d.files.push_back({name, text});
+    d.layers.push_back({l.name, l.OpName(), e.reuse, e.latency, e.initiation_interval, e.multipliers});
+    d.latency_cycles += e.latency;
+  }
   d.n_out = width;
   d.out_format = current;
-  d.files.insert(d.files.begin(), {std::string(kCoreModule) + ".v", TopModule(d, modules, bus_widths,
-                                             !d.layers.empty() && d.layers[0].initiation_interval < d.initiation_interval)});
+  const bool throttle = any_float || (!d.layers.empty() && d.layers[0].initiation_interval < d.initiation_interval);
+  d.files.insert(d.files.begin(), {std::string(kCoreModule) + ".v", TopModule(d, modules, bus_widths, throttle)});
   return d;
 }
 

@@ -31,6 +31,9 @@ struct LayerContext {
   numeric::LayerPrecision precision;  // one family: all fixed, or all float (float_layers.h)
   int n_out = 0;
   int reuse = 1;  // requested; the emitter reports the effective one
+  // Float layers: the slot period (their II) to build for; 0 asks for the layer's smallest. The
+  // core asks for its own II when a layer's does not divide it (float_layers.cc).
+  int period = 0;
   numeric::SoftmaxMode softmax = numeric::SoftmaxMode::kTable;
 };
 

@@ -52,19 +52,20 @@ LayerEstimate EstimateFloatLayer(const Family& fam, const model::Layer& l, const
     return le;
   }
   const auto kind = l.activation().kind;
+  const std::int64_t chains = std::max<std::int64_t>(1, s.multipliers);  // streamed unit chains
   le.ff = width * w * 2 + 65;
   if (kind == model::ActivationKind::kSoftmax && softmax != numeric::SoftmaxMode::kArgmax) {
     le.dsp = 4 * mul_dsp;  // exp's fixed-point products
     le.lut = 2 * add_lut + exp_lut + div_lut;
     le.ff += 4 * unit_ff + width * w;
   } else if (kind == model::ActivationKind::kSigmoid || kind == model::ActivationKind::kTanh) {
-    le.dsp = 4 * mul_dsp;
-    le.lut = add_lut + exp_lut + div_lut;
-    le.ff += 3 * unit_ff;
+    le.dsp = chains * 4 * mul_dsp;
+    le.lut = chains * (add_lut + exp_lut + div_lut);
+    le.ff += chains * 3 * unit_ff;
   } else if (kind == model::ActivationKind::kLeakyReLU) {
-    le.dsp = mul_dsp;
-    le.lut = mul_lut + width * w;
-    le.ff += unit_ff;
+    le.dsp = chains * mul_dsp;
+    le.lut = chains * mul_lut + width * w;
+    le.ff += chains * unit_ff;
   } else {
     le.lut = width * w;
   }

@@ -104,8 +104,15 @@ TEST(ArchitectureTest, FloatPrecisionsGenerateFloatLayersWithTheirUnits) {
   EXPECT_EQ(d->in_format.ToString(), "float16");
   EXPECT_EQ(d->out_format.ToString(), "float16");
   EXPECT_EQ(d->layers.size(), 4u);
-  // Dense 4 -> 16 at R = 1: one multiply-add lane per neuron.
-  EXPECT_EQ(d->layers[0].multipliers, 16);
+  // Dense 4 -> 16 at R = 1: each neuron's sum passes through 4 chained multiply-add units (one
+  // term each), 64 units, a new inference every cycle; 16 -> 2: 2 x 16 units. Softmax on 2
+  // outputs has one exp and one divider: II 2, the core's.
+  EXPECT_EQ(d->layers[0].multipliers, 64);
+  EXPECT_EQ(d->layers[0].initiation_interval, 1);
+  EXPECT_EQ(d->layers[2].multipliers, 32);
+  EXPECT_EQ(d->layers[2].initiation_interval, 1);
+  EXPECT_EQ(d->layers[3].initiation_interval, 2);
+  EXPECT_EQ(d->initiation_interval, 2);
   int latency = 0;
   for (const auto& l : d->layers) latency += l.latency;
   EXPECT_EQ(d->latency_cycles, latency);
@@ -114,6 +121,28 @@ TEST(ArchitectureTest, FloatPrecisionsGenerateFloatLayersWithTheirUnits) {
   for (const char* unit : {"fs_l1__hidden_Gemm_fmul.v", "fs_l1__hidden_Gemm_fadd.v", "fs_l4__Softmax_fexp.v",
                            "fs_l4__Softmax_fdiv.v"}) {
     EXPECT_TRUE(names.count(unit)) << unit;
+  }
+}
+
+// Float Dense reuse R: R >= n_in gives R / n_in neurons per unit (one segment), R < n_in splits a
+// neuron over ceil(n_in / R) chained units; the layer's II is the issues per unit. A float layer
+// whose II does not divide the core's is rebuilt with the core's II as its period.
+TEST(ArchitectureTest, FloatDenseReuseSetsUnitsAndII) {
+  auto g = Banknote();
+  struct Want {
+    int reuse, units0, ii0, units2, ii2, core_ii;
+  };
+  for (const Want& w : {Want{2, 32, 2, 16, 2, 2}, Want{4, 16, 4, 8, 4, 4}, Want{8, 8, 8, 4, 8, 8},
+                        Want{16, 4, 16, 2, 16, 16}, Want{32, 2, 32, 1, 32, 32}, Want{3, 32, 3, 12, 3, 3}}) {
+    SCOPED_TRACE("reuse " + std::to_string(w.reuse));
+    auto d = GenerateDesign(g, Precision(g, "float32"), {w.reuse});
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_EQ(d->layers[0].multipliers, w.units0);
+    EXPECT_EQ(d->layers[0].initiation_interval, w.ii0);
+    EXPECT_EQ(d->layers[2].multipliers, w.units2);
+    EXPECT_EQ(d->layers[2].initiation_interval, w.ii2);
+    EXPECT_EQ(d->initiation_interval, w.core_ii);
+    for (const auto& l : d->layers) EXPECT_EQ(d->initiation_interval % l.initiation_interval, 0) << l.name;
   }
 }
 

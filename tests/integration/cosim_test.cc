@@ -236,6 +236,27 @@ Result<numeric::RawBatch> BanknoteRows(const numeric::NumberFormat& f) {
   return b;
 }
 
+// The bundle's self-checking testbench (random bubbles and back-pressure after a full-rate
+// burst) under Icarus, a second, independent simulator that starts registers at X.
+void ExpectIcarusTestbenchPasses(const std::string& dir) {
+  auto iv = RunSubprocess({"iverilog", "-V"});
+  if (!iv.ok()) {
+    std::cerr << "iverilog not found: skipping the Icarus testbench run\n";
+    return;
+  }
+  std::vector<std::string> argv = {"iverilog", "-g2005", "-o", "tb.vvp", "tb_fpgaserve_core.v"};
+  for (const auto& e : fs::directory_iterator(fs::path(dir) / "rtl")) argv.push_back(e.path().string());
+  SubprocessOptions so;
+  so.working_dir = (fs::path(dir) / "tb").string();
+  so.timeout = std::chrono::minutes(5);
+  auto built = RunSubprocess(argv, so);
+  ASSERT_TRUE(built.ok() && built->success()) << (built.ok() ? built->stderr_text : "");
+  auto ran = RunSubprocess({"vvp", "-n", "tb.vvp"}, so);
+  ASSERT_TRUE(ran.ok());
+  EXPECT_NE(ran->stdout_text.find("PASS"), std::string::npos) << ran->stdout_text;
+  EXPECT_EQ(ran->stdout_text.find("FAIL"), std::string::npos) << ran->stdout_text;
+}
+
 // Every activation kind appears in the suite; each case compiles, lints clean and both boards agree.
 void RunSuite(std::vector<CosimCase>& cases, TempRoot& root) {
   std::set<ActivationKind> kinds;
@@ -274,24 +295,7 @@ TEST(CosimTest, BanknoteFixed16Reuse1) {
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     ExpectBoardsAgree(dir, *b);
   }
-  // The bundle's self-checking testbench under Icarus (a second, independent simulator).
-  auto iv = RunSubprocess({"iverilog", "-V"});
-  if (!iv.ok()) {
-    std::cerr << "iverilog not found: skipping the Icarus testbench run\n";
-  } else {
-    std::vector<std::string> argv = {"iverilog", "-g2005", "-o", "tb.vvp", "tb_fpgaserve_core.v"};
-    for (const auto& e : fs::directory_iterator(fs::path(dir) / "rtl"))
-      argv.push_back(e.path().string());
-    SubprocessOptions so;
-    so.working_dir = (fs::path(dir) / "tb").string();
-    so.timeout = std::chrono::minutes(5);
-    auto built = RunSubprocess(argv, so);
-    ASSERT_TRUE(built.ok() && built->success()) << (built.ok() ? built->stderr_text : "");
-    auto ran = RunSubprocess({"vvp", "-n", "tb.vvp"}, so);
-    ASSERT_TRUE(ran.ok());
-    EXPECT_NE(ran->stdout_text.find("PASS"), std::string::npos) << ran->stdout_text;
-    EXPECT_EQ(ran->stdout_text.find("FAIL"), std::string::npos) << ran->stdout_text;
-  }
+  ExpectIcarusTestbenchPasses(dir);
   root.keep = HasFailure();
 }
 
@@ -317,16 +321,22 @@ TEST(CosimTest, RandomNetworks) {
 // Float datapaths (F8): banknote in float32 over the whole data set — the RTL equals the
 // emulator bit for bit and its probabilities are within 1e-6 of the float64 reference — then
 // random networks in float32, float16, bfloat16 and float<6,9> covering every activation.
+// The banknote model compiled in float32 at `reuse` into `dir`.
+Result<firmware::CompileResult> CompileBanknoteFloat32(const std::string& dir, int reuse) {
+  ASSIGN_OR_RETURN(model::Graph graph, importers::ImportModel(kBanknote));
+  firmware::CompileOptions o;
+  o.precision.spec = "float32";
+  o.reuse = reuse;
+  return firmware::CompileFirmware(graph, dir, o);
+}
+
 TEST(CosimTest, BanknoteFloat32MatchesTheEmulatorAndFloat64) {
   if (!fs::exists(kBanknoteCsv)) GTEST_SKIP() << kBanknoteCsv << " not found";
   TempRoot root;
   auto graph = importers::ImportModel(kBanknote);
   ASSERT_TRUE(graph.ok()) << graph.status().ToString();
-  firmware::CompileOptions o;
-  o.precision.spec = "float32";
-  o.reuse = 1;
   const std::string dir = (root.path / "banknote_float32").string();
-  auto compiled = firmware::CompileFirmware(*graph, dir, o);
+  auto compiled = CompileBanknoteFloat32(dir, 1);
   ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
   const auto& m = compiled->metadata;
   EXPECT_TRUE(Lint(dir, "stream").ok()) << Lint(dir, "stream").ToString();
@@ -350,6 +360,23 @@ TEST(CosimTest, BanknoteFloat32MatchesTheEmulatorAndFloat64) {
     worst = std::max(worst, std::fabs(numeric::ToDouble(out->outputs.values[i], m.output_format) - ref->values[i]));
   }
   EXPECT_LT(worst, 1e-6) << "largest difference from float64";
+  root.keep = HasFailure();
+}
+
+// Reuse 3 in float32: Dense neurons split over chained units (3 terms each), a new inference
+// every 3 cycles, and the softmax (II 2 on its own) rebuilt for the core's period 3. Both boards
+// agree over the data set, and the Icarus testbench passes under bubbles and back-pressure.
+TEST(CosimTest, BanknoteFloat32Reuse3UnderBackPressure) {
+  if (!fs::exists(kBanknoteCsv)) GTEST_SKIP() << kBanknoteCsv << " not found";
+  TempRoot root;
+  const std::string dir = (root.path / "banknote_float32_r3").string();
+  auto compiled = CompileBanknoteFloat32(dir, 3);
+  ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+  EXPECT_EQ(compiled->metadata.initiation_interval, 3);
+  auto rows = BanknoteRows(compiled->metadata.input_format);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ExpectBoardsAgree(dir, *rows);
+  ExpectIcarusTestbenchPasses(dir);
   root.keep = HasFailure();
 }
 
