@@ -21,6 +21,7 @@ build: deps configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
+	@scripts/install-s3rver.sh
 	ctest --test-dir $(BUILD_DIR) -j $(CTEST_JOBS) --output-on-failure
 
 run: build

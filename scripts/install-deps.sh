@@ -18,7 +18,14 @@ packages=(
   nextpnr-ice40 fpga-icestorm
   # examples (train.py) and fixture generators: Debian's python3 packages
   python3 python3-numpy python3-torch python3-onnx python3-h5py
+  # object stores (F6): libcurl for s3:// and http(s)://; awscli (/usr/bin/aws) and Node.js (for
+  # s3rver, see scripts/install-s3rver.sh) in the store tests
+  libcurl4-openssl-dev awscli nodejs
+  # the build service (F6): its SQLite job table
+  libsqlite3-dev
 )
+# npm: Debian ships it apart from nodejs; NodeSource's nodejs bundles it (and conflicts with it).
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -49,6 +49,8 @@ int RunApp(int argc, char** argv) {
   RegisterPredict(app, &exit_code);
   RegisterBoards(app, &exit_code);
   RegisterServe(app, &exit_code);
+  RegisterBuildServer(app, &exit_code);
+  RegisterBuild(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

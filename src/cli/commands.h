@@ -13,6 +13,8 @@ void RegisterCompile(CLI::App& app, int* exit_code);
 void RegisterPredict(CLI::App& app, int* exit_code);
 void RegisterBoards(CLI::App& app, int* exit_code);
 void RegisterServe(CLI::App& app, int* exit_code);
+void RegisterBuildServer(CLI::App& app, int* exit_code);
+void RegisterBuild(CLI::App& app, int* exit_code);
 
 // Flags shared by every command that reads a model: --format and --weights.
 struct ModelFlags {

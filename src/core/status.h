@@ -19,6 +19,11 @@ enum class StatusCode {
   kResourceExhausted,  // a configured limit was hit
   kUnavailable,
   kInternal,  // a bug in fpgaserve
+  kAlreadyExists,
+  kPermissionDenied,   // the caller is known but not allowed (S3 403, a read-only store)
+  kUnauthenticated,    // missing or wrong credentials (a bearer token)
+  kCancelled,          // stopped on request (a cancelled build)
+  kDeadlineExceeded,   // a time limit ran out (a build's timeout)
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -54,6 +59,11 @@ inline Status FailedPrecondition(std::string m) {
 }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+inline Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+inline Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
 
 // A value or the Status explaining why there is none.
 template <typename T>

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@ extern char** environ;
 namespace fpgaserve {
 
 std::string SubprocessResult::Describe() const {
+  if (cancelled) return "cancelled";
   if (timed_out) return "timed out";
   if (signaled) return "killed by signal " + std::to_string(signal);
   return "exit " + std::to_string(exit_code);
@@ -36,8 +38,12 @@ struct Pipe {
 
 // Child side after fork: only async-signal-safe calls until exec.
 [[noreturn]] void ExecChild(const std::vector<char*>& argv, const std::vector<char*>& envp,
-                            const char* cwd, int in_fd, int out_fd, int err_fd, int report_fd) {
+                            const char* cwd, int in_fd, int out_fd, int err_fd, int report_fd, pid_t parent) {
   ::setpgid(0, 0);  // own process group, so a timeout kills the whole tree
+  // If fpgaserve dies (a crash, kill -9), the tool dies with it instead of running on orphaned
+  // (a restarted build server rebuilds from scratch and must not race a stale yosys).
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
   ::dup2(in_fd, STDIN_FILENO);
   ::dup2(out_fd, STDOUT_FILENO);
   ::dup2(err_fd, STDERR_FILENO);
@@ -75,11 +81,12 @@ Result<SubprocessResult> RunSubprocess(const std::vector<std::string>& argv,
       ::pipe2(report.fd, O_CLOEXEC)) {
     return Internal(std::string("pipe: ") + std::strerror(errno));
   }
+  const pid_t self = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return Internal(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     ExecChild(cargv, cenv, options.working_dir.empty() ? nullptr : options.working_dir.c_str(),
-              in.fd[0], out.fd[1], err.fd[1], report.fd[1]);
+              in.fd[0], out.fd[1], err.fd[1], report.fd[1], self);
   }
   ::setpgid(pid, pid);
   in.Close(0);
@@ -112,7 +119,13 @@ Result<SubprocessResult> RunSubprocess(const std::vector<std::string>& argv,
       ::kill(-pid, SIGKILL);
       break;
     }
-    int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long>(left.count(), 1000)));
+    if (options.cancel != nullptr && options.cancel->load()) {
+      result.cancelled = true;
+      ::kill(-pid, SIGKILL);
+      break;
+    }
+    const long tick = options.cancel != nullptr ? 100 : 1000;
+    int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long>(left.count(), tick)));
     if (n < 0 && errno != EINTR) break;
     for (const auto& p : fds) {
       if (!p.revents) continue;

@@ -178,6 +178,7 @@ Status CheckDesignMatchesModel(const hw::HwDesign& d, const model::Graph& g,
 Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::string& out_dir,
                                       const CompileOptions& options) {
   RETURN_IF_ERROR(ValidateCompileOptions(options));
+  if (options.on_stage) options.on_stage("generate");
   std::vector<StageTime> stages;
   auto t0 = std::chrono::steady_clock::now();
   numeric::PrecisionRequest request = options.precision;
@@ -255,8 +256,11 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
   // single-threaded, so on a board with a toolchain they run side by side.
   t0 = std::chrono::steady_clock::now();
   double sim_seconds = 0;
-  auto sim_build = std::async(std::launch::async, [&sim, &dir, &options, &sim_seconds, t0] {
-    auto r = toolchain::BuildSimLibrary(sim, dir.string(), options.sim);
+  if (options.on_stage) options.on_stage("verilator");
+  toolchain::SimBuildOptions sim_options = options.sim;
+  if (options.cancel != nullptr) sim_options.cancel = options.cancel;
+  auto sim_build = std::async(std::launch::async, [&sim, &dir, &sim_options, &sim_seconds, t0] {
+    auto r = toolchain::BuildSimLibrary(sim, dir.string(), sim_options);
     sim_seconds = SecondsSince(t0);
     return r;
   });
@@ -292,6 +296,8 @@ Result<CompileResult> CompileFirmware(const model::Graph& graph, const std::stri
     request.interface = interface;
     request.design_id = static_cast<std::uint32_t>(std::stoul(m.id.substr(0, 8), nullptr, 16));
     request.stage_timeout = options.stage_timeout;
+    request.cancel = options.cancel;
+    request.on_stage = options.on_stage;
     Result<toolchain::FlowResult> flow = Unimplemented("board toolchain " + board.toolchain);
     if (board.toolchain == "icestorm") flow = toolchain::RunIce40Flow(request);
     if (board.toolchain == "vivado" || board.toolchain == "vitis") {

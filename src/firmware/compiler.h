@@ -2,7 +2,9 @@
 // Everything `fpgaserve compile` does, as one library call that tests and services share.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "core/status.h"
@@ -28,6 +30,11 @@ struct CompileOptions {
   unsigned testbench_seed = 1;
   toolchain::SimBuildOptions sim;
   std::chrono::seconds stage_timeout{std::chrono::minutes(30)};  // each synthesis tool run
+  // When set and it becomes true, the running tool is killed and the compile fails with CANCELLED.
+  const std::atomic<bool>* cancel = nullptr;
+  // Called as each stage starts: "generate", "verilator", then the board flow's stages
+  // ("synth", "place_route", "pack", ...). From the compiling thread or the simulator build's.
+  std::function<void(const std::string& stage)> on_stage;
 };
 
 struct CompileResult {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "grpc_service.grpc.pb.h"
+#include "services/grpc_status.h"
 
 namespace fpgaserve::serving {
 namespace {
@@ -19,20 +20,7 @@ constexpr int kSlotsPerQueue = 16;  // ModelInfer requests each completion queue
 using Clock = std::chrono::steady_clock;
 namespace pb = ::inference;
 
-grpc::Status ToGrpc(const Status& st) {
-  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
-  switch (st.code()) {
-    case StatusCode::kOk: return grpc::Status::OK;
-    case StatusCode::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case StatusCode::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case StatusCode::kUnimplemented: code = grpc::StatusCode::UNIMPLEMENTED; break;
-    case StatusCode::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case StatusCode::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case StatusCode::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case StatusCode::kInternal: code = grpc::StatusCode::INTERNAL; break;
-  }
-  return {code, st.message()};
-}
+grpc::Status ToGrpc(const Status& st) { return ToGrpcStatus(st); }
 
 template <typename Field>
 void AppendAll(const Field& f, std::vector<double>* out) {

@@ -290,6 +290,11 @@ int HttpStatusOf(StatusCode code) {
     case StatusCode::kUnimplemented: return 501;
     case StatusCode::kFailedPrecondition: return 400;
     case StatusCode::kInternal: return 500;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kCancelled: return 499;
+    case StatusCode::kDeadlineExceeded: return 504;
   }
   return 500;
 }

@@ -3,7 +3,9 @@
 // logs/<stage>.log, and its bitstream (or the scripts a user runs with the vendor tools).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -22,6 +24,10 @@ struct FlowRequest {
   std::string interface;   // the core wrapper in rtl/: "stream" | "axis" | "axilite"
   std::uint32_t design_id = 0;  // the first 8 hex digits of the bundle id (board tops report it)
   std::chrono::seconds stage_timeout{std::chrono::minutes(20)};
+  // When set and it becomes true, the running tool is killed and the flow fails with CANCELLED.
+  const std::atomic<bool>* cancel = nullptr;
+  // Called as each stage starts, with its name ("synth", "place_route", "pack", "vivado", ...).
+  std::function<void(const std::string& stage)> on_stage;
 };
 
 struct StageTiming {

@@ -64,6 +64,8 @@ Status RunStage(const FlowRequest& request, const std::string& stage,
   SubprocessOptions o;
   o.timeout = request.stage_timeout;
   o.working_dir = cwd;
+  o.cancel = request.cancel;
+  if (request.on_stage) request.on_stage(stage);
   const auto t0 = std::chrono::steady_clock::now();
   auto r = RunSubprocess(argv, o);
   const double seconds =
@@ -77,7 +79,8 @@ Status RunStage(const FlowRequest& request, const std::string& stage,
   const std::string tail = LastLines(r->stdout_text + "\n" + r->stderr_text, 20);
   const std::string what = argv[0] + " (" + stage + ") " + r->Describe() + "; log: " + log_path +
                            "\n" + tail;
-  if (r->timed_out) return Unavailable(what);
+  if (r->cancelled) return Cancelled(argv[0] + " (" + stage + ") stopped: the build was cancelled");
+  if (r->timed_out) return DeadlineExceeded(what);
   return Internal(what);
 }
 

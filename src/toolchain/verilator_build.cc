@@ -218,7 +218,9 @@ Result<std::string> RunVerilatorBuild(const SimCoreSpec& spec, const std::string
     o.timeout = std::max(std::chrono::milliseconds(1000),
                          std::chrono::duration_cast<std::chrono::milliseconds>(
                              deadline - std::chrono::steady_clock::now()));
+    o.cancel = options.cancel;
     auto r = RunSubprocess(cmd, o);
+    if (r.ok() && r->cancelled) return Cancelled(cmd[0] + " stopped: the build was cancelled");
     if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
       return FailedPrecondition(cmd[0] +
                                 " not found on PATH; install it (scripts/install-deps.sh)");

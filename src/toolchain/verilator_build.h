@@ -2,6 +2,7 @@
 // sim C ABI (sim_core.h), caches builds by content, and lints Verilog with -Wall.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -20,6 +21,8 @@ struct SimBuildOptions {
   bool use_cache = true;
   // Keep <out_dir>/obj (the Verilator output) after a successful build, for debugging.
   bool keep_objects = false;
+  // When set and it becomes true, the running tool is killed and the build fails with CANCELLED.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct SimBuildResult {
