@@ -16,6 +16,8 @@ packages=(
   verilator iverilog yosys
   # the open iCE40 flow (icebreaker): place & route and bitstream packing
   nextpnr-ice40 fpga-icestorm
+  # programming a real icebreaker (the ice40 driver; its tests use a fake)
+  openfpgaloader
   # examples (train.py) and fixture generators: Debian's python3 packages
   python3 python3-numpy python3-torch python3-onnx python3-h5py
   # object stores (F6): libcurl for s3:// and http(s)://; awscli (/usr/bin/aws) and Node.js (for

@@ -4,6 +4,7 @@
 #include "firmware/bundle.h"
 #include "runtime/batch_validation.h"
 #include "runtime/emu_driver.h"
+#include "runtime/ice40_driver.h"
 #include "runtime/sim_driver.h"
 
 namespace fpgaserve::runtime {
@@ -35,13 +36,16 @@ Status ValidateInputBatch(const numeric::RawBatch& inputs, const firmware::Bundl
 
 Result<std::unique_ptr<BoardDriver>> OpenBoardDriver(const std::string& kind,
                                                      const std::string& bundle_dir) {
-  if (kind != "emu" && kind != "sim") {
-    return InvalidArgument("unknown driver " + Quote(kind) + "; expected emu or sim");
+  if (kind != "emu" && kind != "sim" && kind != "ice40") {
+    return InvalidArgument("unknown driver " + Quote(kind) + "; expected emu, sim or ice40");
   }
   ASSIGN_OR_RETURN(firmware::BundleMetadata metadata, firmware::ReadBundleMetadata(bundle_dir));
   // Every bundle carries the Verilator build of its core (sim/), whatever its board: the sim
   // driver runs the same RTL cycle-accurately, before (or instead of) a real board.
   if (kind == "emu") return OpenEmuDriver(bundle_dir, metadata);
+  // A real icebreaker: programmed with openFPGALoader, driven over its UART (ice40_driver.h;
+  // the serial device from FPGASERVE_ICE40_SERIAL, default /dev/ttyUSB1).
+  if (kind == "ice40") return OpenIce40Driver(bundle_dir, metadata, Ice40Options{});
   return OpenSimDriver(bundle_dir, metadata);
 }
 

@@ -1,5 +1,6 @@
-// Board drivers behind one interface: `emu` (the F2 emulator) and `sim` (the Verilator-built
-// cycle-accurate core); real boards (zynq, ice40, xrt) come later behind the same interface.
+// Board drivers behind one interface: `emu` (the F2 emulator), `sim` (the Verilator-built
+// cycle-accurate core) and `ice40` (an icebreaker over its UART, ice40_driver.h); zynq and xrt
+// come later behind the same interface.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +22,7 @@ struct BatchResult {
 class BoardDriver {
  public:
   virtual ~BoardDriver() = default;
-  virtual std::string kind() const = 0;  // "emu", "sim"
+  virtual std::string kind() const = 0;  // "emu", "sim", "ice40"
   // Runs a batch of raw inputs (rows x n_in elements in the bundle's input format).
   virtual Result<BatchResult> Infer(const numeric::RawBatch& inputs) = 0;
 };

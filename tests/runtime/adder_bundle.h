@@ -31,23 +31,23 @@ inline model::Graph AdderGraph(int n_in, int n_out) {
   return g;
 }
 
-// Writes the bundle into `dir` and returns its metadata.
-inline Result<firmware::BundleMetadata> WriteAdderBundle(const std::string& dir, int n_in,
-                                                         int n_out) {
+// Writes the adder model and its resolved precision (model.json, precision.json) into `dir`.
+inline Status WriteAdderModel(const std::string& dir, int n_in, int n_out) {
   model::Graph g = AdderGraph(n_in, n_out);
   RETURN_IF_ERROR(model::Finalize(g));
   ASSIGN_OR_RETURN(numeric::PrecisionConfig p,
                    numeric::ResolvePrecision(g, {"fixed<16,6>", ""}, nullptr));
   std::filesystem::create_directories(dir);
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + firmware::kModelFile, importers::ExportNative(g)));
-  RETURN_IF_ERROR(
-      WriteFileAtomic(dir + "/" + firmware::kPrecisionFile, firmware::PrecisionConfigJson(p)));
-  toolchain::SimCoreSpec spec = toolchain::testing::AdderCore(n_in, 16, n_out, 16, true);
-  ASSIGN_OR_RETURN(auto built, toolchain::BuildSimLibrary(spec, dir));
-  (void)built;
+  return WriteFileAtomic(dir + "/" + firmware::kPrecisionFile, firmware::PrecisionConfigJson(p));
+}
+
+// The adder bundle's metadata for `board` (id from `id_text`); bitstream and files are the caller's.
+inline firmware::BundleMetadata AdderMetadata(const std::string& id_text, const std::string& board, int n_in,
+                                              int n_out) {
   firmware::BundleMetadata m;
-  m.id = Sha256Hex("adder bundle " + std::to_string(n_in) + "x" + std::to_string(n_out));
-  m.board = "sim";
+  m.id = Sha256Hex(id_text);
+  m.board = board;
   m.precision = "fixed<16,6>";
   m.reuse = 1;
   m.interface = "stream";
@@ -60,10 +60,22 @@ inline Result<firmware::BundleMetadata> WriteAdderBundle(const std::string& dir,
   m.n_outputs = n_out;
   m.flavor = "stream";
   m.generator_version = "test";
-  m.bitstream = {"built", firmware::kSimLibraryFile, "verilator"};
-  m.clock_mhz = 100;
   m.input_format = numeric::FixedFormat{};
   m.output_format = numeric::FixedFormat{};
+  return m;
+}
+
+// Writes the bundle (with the adder core's sim library) into `dir` and returns its metadata.
+inline Result<firmware::BundleMetadata> WriteAdderBundle(const std::string& dir, int n_in,
+                                                         int n_out) {
+  RETURN_IF_ERROR(WriteAdderModel(dir, n_in, n_out));
+  toolchain::SimCoreSpec spec = toolchain::testing::AdderCore(n_in, 16, n_out, 16, true);
+  ASSIGN_OR_RETURN(auto built, toolchain::BuildSimLibrary(spec, dir));
+  (void)built;
+  firmware::BundleMetadata m =
+      AdderMetadata("adder bundle " + std::to_string(n_in) + "x" + std::to_string(n_out), "sim", n_in, n_out);
+  m.bitstream = {"built", firmware::kSimLibraryFile, "verilator"};
+  m.clock_mhz = 100;
   ASSIGN_OR_RETURN(m.files, firmware::ListBundleFiles(dir));
   RETURN_IF_ERROR(
       WriteFileAtomic(dir + "/" + firmware::kMetadataFile, firmware::MetadataToJson(m)));
