@@ -38,6 +38,9 @@ struct SubprocessResult {
   std::string Describe() const;
 };
 
+// Whether `program` is an executable file in one of PATH's directories.
+bool IsOnPath(const std::string& program);
+
 // Runs argv[0] (searched on PATH when it has no '/'). Fails only when the program could not be
 // started (NOT_FOUND) or on argument errors; a non-zero exit is reported in the result.
 Result<SubprocessResult> RunSubprocess(const std::vector<std::string>& argv,

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <system_error>
+#include <vector>
 
 namespace fpgaserve {
 
@@ -51,6 +52,24 @@ std::string Quote(std::string_view s, std::size_t max_len) {
     out += s;
   }
   out += "'";
+  return out;
+}
+
+std::string LastLines(std::string_view text, int n) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) lines.push_back(line);
+  }
+  std::string out;
+  const std::size_t from = lines.size() > static_cast<std::size_t>(n) ? lines.size() - static_cast<std::size_t>(n) : 0;
+  for (std::size_t i = from; i < lines.size(); ++i) {
+    if (!out.empty()) out += '\n';
+    out += lines[i];
+  }
   return out;
 }
 

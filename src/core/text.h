@@ -17,6 +17,10 @@ std::optional<double> ParseDouble(std::string_view text);
 
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 
+// The last `n` non-empty lines of a tool's output (CR stripped), joined by '\n': the tail that
+// error messages quote.
+std::string LastLines(std::string_view text, int n);
+
 std::string_view Trim(std::string_view s);
 
 // Quotes a string for an error message, cutting it when long: 'abc…'.

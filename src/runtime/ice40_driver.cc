@@ -29,19 +29,6 @@ using Clock = std::chrono::steady_clock;
 
 std::string Errno() { return std::strerror(errno); }
 
-// The last `n` non-empty lines of a tool's output, for error messages.
-std::string LastLines(const std::string& text, int n) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) lines.push_back(line);
-  }
-  std::string out;
-  const std::size_t from = lines.size() > static_cast<std::size_t>(n) ? lines.size() - n : 0;
-  for (std::size_t i = from; i < lines.size(); ++i) out += (out.empty() ? "" : "\n") + lines[i];
-  return out;
-}
 
 Result<speed_t> BaudConstant(int baud) {
   switch (baud) {

@@ -30,7 +30,6 @@ std::string TclList(const std::vector<std::string>& files) {
   return s;
 }
 
-bool OnPath(const std::string& tool) { return RequireTool(tool, "").ok(); }
 
 }  // namespace
 
@@ -202,7 +201,7 @@ Result<FlowResult> RunAmdFlow(const FlowRequest& req) {
     r.bitstream_command = Join(vivado_argv, " ");
   }
   RETURN_IF_ERROR(WriteReports(req, r));
-  const bool have_tools = OnPath("vivado") && (!alveo || OnPath("v++"));
+  const bool have_tools = IsOnPath("vivado") && (!alveo || IsOnPath("v++"));
   if (!have_tools) {
     r.bitstream_status = "needs-vendor-tools";
     return r;

@@ -15,34 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool OnPath(const std::string& tool) {
-  const char* path = std::getenv("PATH");
-  if (path == nullptr) return false;
-  std::string rest = path;
-  while (!rest.empty()) {
-    const auto colon = rest.find(':');
-    const std::string dir = rest.substr(0, colon);
-    rest = colon == std::string::npos ? "" : rest.substr(colon + 1);
-    if (dir.empty()) continue;
-    std::error_code ec;
-    const fs::path p = fs::path(dir) / tool;
-    if (fs::is_regular_file(p, ec) && access(p.c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
-
-std::string LastLines(const std::string& text, int n) {
-  std::size_t pos = text.size();
-  while (n-- > 0 && pos > 0) {
-    pos = text.rfind('\n', pos > 1 ? pos - 2 : 0);
-    if (pos == std::string::npos) {
-      pos = 0;
-      break;
-    }
-  }
-  return std::string(Trim(text.substr(pos)));
-}
-
 nlohmann::ordered_json OrNull(std::int64_t v) {
   return v < 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(v);
 }
@@ -50,7 +22,7 @@ nlohmann::ordered_json OrNull(std::int64_t v) {
 }  // namespace
 
 Status RequireTool(const std::string& tool, const std::string& debian_package) {
-  if (OnPath(tool)) return Status::Ok();
+  if (IsOnPath(tool)) return Status::Ok();
   return FailedPrecondition(tool + " not found on PATH; it comes with the Debian package " +
                             debian_package + " (scripts/install-deps.sh installs it)");
 }

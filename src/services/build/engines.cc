@@ -59,22 +59,6 @@ constexpr std::size_t kTailLines = 20;               // output lines quoted in I
 
 // --- helpers shared by both engines ---
 
-bool IsExecutableOnPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  if (path == nullptr) return false;
-  std::string_view rest(path);
-  while (true) {
-    const auto colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    if (dir.empty()) dir = ".";
-    const fs::path candidate = fs::path(dir) / program;
-    std::error_code ec;
-    if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) return true;
-    if (colon == std::string_view::npos) return false;
-    rest.remove_prefix(colon + 1);
-  }
-}
-
 std::vector<std::string> SplitLines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
@@ -652,10 +636,10 @@ Result<EngineResult> RunHls4ml(const EngineRequest& request) {
 std::vector<std::string> ExternalEngines() { return {"bondmachine", "hls4ml"}; }
 
 Status CheckEngineAvailable(const std::string& name) {
-  if (name == "bondmachine" && !IsExecutableOnPath("bondmachine")) {
+  if (name == "bondmachine" && !IsOnPath("bondmachine")) {
     return MissingTool(name, "bondmachine", "BondMachine, https://github.com/BondMachineHQ/BondMachine");
   }
-  if (name == "hls4ml" && !IsExecutableOnPath("hls4ml")) {
+  if (name == "hls4ml" && !IsOnPath("hls4ml")) {
     return MissingTool(name, "hls4ml", "pip install hls4ml, and Vivado HLS for the build");
   }
   if (name != "bondmachine" && name != "hls4ml") {
