@@ -25,6 +25,8 @@ packages=(
   libcurl4-openssl-dev awscli nodejs
   # the build service (F6): its SQLite job table
   libsqlite3-dev
+  # Alveo cards (the xrt driver, built when present; XRT's headers need uuid-dev)
+  libxrt-dev uuid-dev
 )
 # npm: Debian ships it apart from nodejs; NodeSource's nodejs bundles it (and conflicts with it).
 command -v npm >/dev/null || packages+=(npm)

@@ -51,6 +51,8 @@ int RunApp(int argc, char** argv) {
   RegisterServe(app, &exit_code);
   RegisterBuildServer(app, &exit_code);
   RegisterBuild(app, &exit_code);
+  RegisterBoardServer(app, &exit_code);
+  RegisterBoard(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -13,6 +13,8 @@
 
 #include "build_service.grpc.pb.h"
 #include "cli/app.h"
+#include "cli/build_client.h"
+#include "cli/grpc_cli.h"
 #include "cli/commands.h"
 #include "core/file_io.h"
 #include "core/sha256.h"
@@ -30,16 +32,6 @@ namespace fs = std::filesystem;
 namespace pb = ::fpgaserve::v1;
 using json = nlohmann::json;
 
-// Secrets are read from files (never flags or logs); trailing whitespace is dropped.
-Result<std::string> ReadSecret(const std::string& path, const std::string& what) {
-  if (path.empty()) return std::string();
-  auto text = ReadFile(path, 1 << 20);
-  if (!text.ok()) return text.status().WithContext(what);
-  std::string s = *text;
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  if (s.empty()) return InvalidArgument(what + " " + path + " is empty");
-  return s;
-}
 
 // ---- build-server ----
 
@@ -49,11 +41,9 @@ struct ServerFlags {
   std::string db;
   std::string work_dir;
   int workers = 1;
-  std::string token_file;
-  std::string tls_cert, tls_key;
   long build_timeout_s = 7200;
   std::uint64_t max_model_bytes = 256ULL << 20;
-  std::string ready_file;
+  ServerFileFlags files;
 };
 
 int RunServer(const ServerFlags& f) {
@@ -65,30 +55,19 @@ int RunServer(const ServerFlags& f) {
   o.workers = f.workers;
   o.build_timeout = std::chrono::seconds(f.build_timeout_s);
   o.max_model_bytes = f.max_model_bytes;
-  o.ready_file = f.ready_file;
-  auto token = ReadSecret(f.token_file, "--token-file");
-  if (!token.ok()) return ReportError(token.status(), std::cerr);
-  o.token = *token;
-  if (!f.tls_cert.empty() || !f.tls_key.empty()) {
-    auto cert = ReadFile(f.tls_cert, 1 << 20);
-    if (!cert.ok()) return ReportError(cert.status().WithContext("--tls-cert"), std::cerr);
-    auto key = ReadFile(f.tls_key, 1 << 20);
-    if (!key.ok()) return ReportError(key.status().WithContext("--tls-key"), std::cerr);
-    o.tls_cert_pem = *cert;
-    o.tls_key_pem = *key;
-  }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  o.ready_file = f.files.ready_file;
+  auto secrets = ReadServerSecrets(f.files.token_file, f.files.tls_cert, f.files.tls_key);
+  if (!secrets.ok()) return ReportError(secrets.status(), std::cerr);
+  o.token = secrets->token;
+  o.tls_cert_pem = secrets->tls_cert_pem;
+  o.tls_key_pem = secrets->tls_key_pem;
+  const sigset_t signals = BlockStopSignals();
   auto server = build::BuildServer::Start(o);
   if (!server.ok()) return ReportError(server.status(), std::cerr);
   std::cerr << "fpgaserve build-server: listening on port " << (*server)->port() << ", store " << f.store
             << ", " << f.workers << " worker(s)" << (o.token.empty() ? "" : ", bearer token required")
             << (o.tls_cert_pem.empty() ? "" : ", TLS") << std::endl;
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = WaitForStopSignal(signals);
   std::cerr << "fpgaserve build-server: signal " << sig << ", shutting down" << std::endl;
   (*server)->Shutdown();
   return kExitOk;
@@ -110,43 +89,13 @@ void AddClientFlags(CLI::App& cmd, ClientFlags& f) {
   cmd.add_flag("--json", f.json, "Print JSON");
 }
 
-struct Client {
-  std::unique_ptr<pb::FirmwareBuilder::Stub> stub;
-  std::string token;
-  std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds timeout = std::chrono::seconds(30)) const {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    if (timeout.count() > 0) ctx->set_deadline(std::chrono::system_clock::now() + timeout);
-    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
-    return ctx;
-  }
-};
 
-Result<Client> Connect(const ClientFlags& f) {
-  Client c;
-  ASSIGN_OR_RETURN(c.token, ReadSecret(f.token_file, "--token-file"));
-  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  if (!f.tls_ca.empty()) {
-    ASSIGN_OR_RETURN(std::string ca, ReadFile(f.tls_ca, 1 << 20));
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = ca;
-    creds = grpc::SslCredentials(ssl);
-  }
-  c.stub = pb::FirmwareBuilder::NewStub(grpc::CreateChannel(f.server, creds));
-  return c;
-}
 
-Status FromGrpc(const grpc::Status& st, const std::string& server) {
-  return FromGrpcStatus(st, "build server " + server);
-}
-
-const char* StateName(pb::BuildState s) {
-  return s == pb::BUILD_STATE_UNSPECIFIED ? "UNSPECIFIED" : pb::BuildState_Name(s).c_str();
-}
 
 json BuildJson(const pb::Build& b) {
   json arts = json::array();
   for (const auto& a : b.artifacts()) arts.push_back({{"key", a.key()}, {"size", a.size()}, {"sha256", a.sha256()}});
-  return {{"build_id", b.build_id()},       {"state", StateName(b.state())}, {"stage", b.stage()},
+  return {{"build_id", b.build_id()},       {"state", BuildStateName(b.state())}, {"stage", b.stage()},
           {"percent", b.percent()},         {"message", b.message()},        {"error_code", b.error_code()},
           {"model_uri", b.model_uri()},     {"model_sha256", b.model_sha256()}, {"board", b.board()},
           {"engine", b.engine()},           {"precision", b.precision()},    {"reuse", b.reuse()},
@@ -156,58 +105,10 @@ json BuildJson(const pb::Build& b) {
           {"finished_ms", b.finished_ms()}, {"store_uri", b.store_uri()},    {"artifacts", arts}};
 }
 
-bool IsTerminal(pb::BuildState s) { return s == pb::SUCCEEDED || s == pb::FAILED || s == pb::CANCELLED; }
 
 int ExitFor(pb::BuildState s) { return s == pb::SUCCEEDED ? kExitOk : kExitInternal; }
 
-// Uploads a local model file to <store>/models/<sha256><ext>; returns the object's URI.
-Result<std::string> UploadModel(const std::string& path, const std::string& store_uri) {
-  ASSIGN_OR_RETURN(importers::ModelFormat format, importers::DetectModelFormat(path));
-  ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
-  std::string ext = fs::path(path).extension().string();
-  if (ext.empty() || ext.size() > 8 || !std::all_of(ext.begin() + 1, ext.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); })) {
-    ext = format == importers::ModelFormat::kOnnx ? ".onnx" : format == importers::ModelFormat::kKeras ? ".h5" : ".json";
-  }
-  ASSIGN_OR_RETURN(auto store, store::OpenStore(store_uri));
-  const std::string key = "models/" + sha + ext;
-  ASSIGN_OR_RETURN(auto existing, store->Stat(key));
-  if (!existing || existing->sha256 != sha) {
-    ASSIGN_OR_RETURN(auto put, store->Put(key, path));
-    if (put.sha256 != sha) return Internal("uploaded " + key + " but the store holds sha256 " + put.sha256);
-  }
-  std::string root = store->Uri();
-  while (!root.empty() && root.back() == '/') root.pop_back();
-  return root + "/" + key;
-}
 
-// Follows a build until it ends: a progress bar on a terminal, one line per event otherwise.
-Result<pb::BuildState> Follow(const Client& c, const std::string& id, const std::string& server, bool quiet) {
-  const bool tty = !quiet && ::isatty(STDERR_FILENO);
-  pb::WatchBuildRequest req;
-  req.set_build_id(id);
-  auto ctx = c.Context(std::chrono::seconds(0));
-  auto reader = c.stub->WatchBuild(ctx.get(), req);
-  pb::BuildEvent e;
-  pb::BuildState last = pb::BUILD_STATE_UNSPECIFIED;
-  while (reader->Read(&e)) {
-    last = e.state();
-    if (tty) {
-      const int width = 30, filled = std::clamp(e.percent(), 0, 100) * width / 100;
-      std::cerr << "\r[" << std::string(static_cast<std::size_t>(filled), '#')
-                << std::string(static_cast<std::size_t>(width - filled), '.') << "] " << std::setw(3) << e.percent()
-                << "% " << std::left << std::setw(12) << StateName(e.state()) << std::right << " "
-                << e.stage().substr(0, 20) << "\x1b[K" << std::flush;
-    } else if (!quiet) {
-      std::cerr << StateName(e.state()) << " " << e.percent() << "%" << (e.stage().empty() ? "" : " " + e.stage())
-                << (e.message().empty() ? "" : ": " + e.message()) << "\n";
-    }
-    if (IsTerminal(e.state())) break;
-  }
-  if (tty) std::cerr << "\n";
-  grpc::Status st = reader->Finish();
-  if (!st.ok() && !IsTerminal(last)) return FromGrpc(st, server);
-  return last;
-}
 
 struct SubmitFlags {
   ClientFlags client;
@@ -223,12 +124,32 @@ struct SubmitFlags {
   bool wait = false;
 };
 
+Result<BuildClient> Connect(const ClientFlags& f) { return ConnectBuildServer(f.server, f.token_file, f.tls_ca); }
+
+// Follows a build until it ends: a progress bar on a terminal, one line per event otherwise.
+Result<pb::BuildState> Follow(const BuildClient& c, const std::string& id, bool quiet) {
+  const bool tty = !quiet && ::isatty(STDERR_FILENO);
+  auto last = WatchBuild(c, id, [&](const pb::BuildEvent& e) {
+    if (tty) {
+      const int width = 30, filled = std::clamp(e.percent(), 0, 100) * width / 100;
+      std::cerr << "\r[" << std::string(static_cast<std::size_t>(filled), '#')
+                << std::string(static_cast<std::size_t>(width - filled), '.') << "] " << std::setw(3) << e.percent()
+                << "% " << std::left << std::setw(12) << BuildStateName(e.state()) << std::right << " "
+                << e.stage().substr(0, 20) << "\x1b[K" << std::flush;
+    } else if (!quiet) {
+      std::cerr << BuildStateName(e.state()) << " " << e.percent() << "%" << (e.stage().empty() ? "" : " " + e.stage())
+                << (e.message().empty() ? "" : ": " + e.message()) << "\n";
+    }
+  });
+  if (tty) std::cerr << "\n";
+  return last;
+}
+
 int Submit(const SubmitFlags& f) {
   auto c = Connect(f.client);
   if (!c.ok()) return ReportError(c.status(), std::cerr);
   std::string uri = f.model;
-  const bool remote = uri.rfind("s3://", 0) == 0 || uri.rfind("http://", 0) == 0 || uri.rfind("https://", 0) == 0 ||
-                      uri.rfind("file://", 0) == 0;
+  const bool remote = IsModelUri(uri);
   if (!remote) {
     // A local file goes to the store first (the server's own, unless --store names another).
     std::string store = f.store;
@@ -236,7 +157,7 @@ int Submit(const SubmitFlags& f) {
       pb::HealthResponse h;
       auto ctx = c->Context();
       auto st = c->stub->Health(ctx.get(), pb::HealthRequest(), &h);
-      if (!st.ok()) return ReportError(FromGrpc(st, f.client.server), std::cerr);
+      if (!st.ok()) return ReportError(c->FromGrpc(st), std::cerr);
       store = h.store_uri();
     }
     auto up = UploadModel(f.model, store);
@@ -263,20 +184,20 @@ int Submit(const SubmitFlags& f) {
   auto ctx = c->Context(std::chrono::seconds(120));
   auto st = c->stub->SubmitBuild(ctx.get(), req, &resp);
   if (!st.ok()) {
-    Status err = FromGrpc(st, f.client.server);
+    Status err = c->FromGrpc(st);
     return ReportError(remote ? err : err.WithContext(f.model), std::cerr);
   }
   pb::BuildState state = resp.state();
-  if (f.wait && !IsTerminal(state)) {
-    auto followed = Follow(*c, resp.build_id(), f.client.server, f.client.json);
+  if (f.wait && !IsTerminalBuildState(state)) {
+    auto followed = Follow(*c, resp.build_id(), f.client.json);
     if (!followed.ok()) return ReportError(followed.status(), std::cerr);
     state = *followed;
   }
   if (f.client.json) {
-    std::cout << json{{"build_id", resp.build_id()}, {"state", StateName(state)}, {"cache_hit", resp.cache_hit()}}.dump()
+    std::cout << json{{"build_id", resp.build_id()}, {"state", BuildStateName(state)}, {"cache_hit", resp.cache_hit()}}.dump()
               << "\n";
   } else {
-    std::cout << resp.build_id() << " " << StateName(state) << (resp.cache_hit() ? " (cache hit)" : "") << "\n";
+    std::cout << resp.build_id() << " " << BuildStateName(state) << (resp.cache_hit() ? " (cache hit)" : "") << "\n";
   }
   if (f.wait) {
     if (state != pb::SUCCEEDED) {
@@ -285,7 +206,7 @@ int Submit(const SubmitFlags& f) {
       g.set_build_id(resp.build_id());
       auto gctx = c->Context();
       if (c->stub->GetBuild(gctx.get(), g, &b).ok() && !f.client.json) {
-        std::cerr << "fpgaserve: build " << StateName(b.state()) << ": " << b.error_code() << " " << b.message() << "\n";
+        std::cerr << "fpgaserve: build " << BuildStateName(b.state()) << ": " << b.error_code() << " " << b.message() << "\n";
       }
     }
     return ExitFor(state);
@@ -293,45 +214,7 @@ int Submit(const SubmitFlags& f) {
   return kExitOk;
 }
 
-Result<pb::Build> GetBuild(const Client& c, const std::string& id, const std::string& server) {
-  pb::GetBuildRequest req;
-  req.set_build_id(id);
-  pb::Build b;
-  auto ctx = c.Context();
-  auto st = c.stub->GetBuild(ctx.get(), req, &b);
-  if (!st.ok()) return FromGrpc(st, server);
-  return b;
-}
 
-// Downloads a succeeded build's artifacts into `dir` and checks every bundle file against the
-// sha256 in its metadata.json (and every artifact against the digest the server recorded).
-Status Download(const pb::Build& b, const std::string& dir) {
-  if (b.state() != pb::SUCCEEDED) {
-    return FailedPrecondition("build " + b.build_id() + " is " + StateName(b.state()) + "; only a SUCCEEDED build has firmware");
-  }
-  ASSIGN_OR_RETURN(auto store, store::OpenStore(b.store_uri()));
-  std::error_code ec;
-  if (fs::exists(dir) && !fs::is_empty(dir, ec)) {
-    return InvalidArgument("-o " + dir + " exists and is not empty; expected a new or empty directory");
-  }
-  const std::string prefix = b.build_id() + "/";
-  for (const auto& a : b.artifacts()) {
-    if (a.key().rfind(prefix, 0) != 0) return Internal("artifact " + a.key() + " is outside " + prefix);
-    const std::string rel = a.key().substr(prefix.size());
-    RETURN_IF_ERROR(store::ValidateKey(rel));
-    const fs::path local = fs::path(dir) / rel;
-    fs::create_directories(local.parent_path(), ec);
-    ASSIGN_OR_RETURN(auto got, store->Get(a.key(), local.string()));
-    if (got.sha256 != a.sha256()) {
-      return Internal(a.key() + ": downloaded sha256 " + got.sha256 + ", the build recorded " + a.sha256());
-    }
-  }
-  if (fs::exists(fs::path(dir) / firmware::kMetadataFile)) {
-    ASSIGN_OR_RETURN(auto m, firmware::ReadBundleMetadata(dir));
-    for (const auto& f : m.files) RETURN_IF_ERROR(firmware::VerifyBundleFile(dir, m, f.path));
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -343,12 +226,9 @@ void RegisterBuildServer(CLI::App& app, int* exit_code) {
   cmd->add_option("--db", f->db, "The SQLite job table (created when missing)")->required();
   cmd->add_option("--work-dir", f->work_dir, "Model cache and build directories (default: <db>.work)");
   cmd->add_option("--workers", f->workers, "Builds run at once")->capture_default_str();
-  cmd->add_option("--token-file", f->token_file, "Require this bearer token on every RPC");
-  cmd->add_option("--tls-cert", f->tls_cert, "TLS certificate chain (PEM)");
-  cmd->add_option("--tls-key", f->tls_key, "TLS private key (PEM)");
   cmd->add_option("--build-timeout", f->build_timeout_s, "Seconds a build may run")->capture_default_str();
   cmd->add_option("--max-model-bytes", f->max_model_bytes, "Largest model accepted")->capture_default_str();
-  cmd->add_option("--ready-file", f->ready_file, "Write {\"port\": N} here once listening");
+  AddServerFileFlags(*cmd, f->files);
   cmd->callback([f, exit_code] { *exit_code = RunServer(*f); });
 }
 
@@ -383,12 +263,12 @@ void RegisterBuild(CLI::App& app, int* exit_code) {
   status->callback([status_f, exit_code] {
     auto c = Connect(status_f->client);
     if (!c.ok()) return void(*exit_code = ReportError(c.status(), std::cerr));
-    auto b = GetBuild(*c, status_f->id, status_f->client.server);
+    auto b = GetBuild(*c, status_f->id);
     if (!b.ok()) return void(*exit_code = ReportError(b.status(), std::cerr));
     if (status_f->client.json) {
       std::cout << BuildJson(*b).dump() << "\n";
     } else {
-      std::cout << b->build_id() << " " << StateName(b->state()) << " " << b->percent() << "%"
+      std::cout << b->build_id() << " " << BuildStateName(b->state()) << " " << b->percent() << "%"
                 << (b->stage().empty() ? "" : " " + b->stage()) << "\n  board " << b->board() << ", engine "
                 << b->engine() << ", precision " << b->precision() << ", reuse " << b->reuse() << "\n  "
                 << (b->error_code().empty() ? "" : b->error_code() + ": ") << b->message() << "\n";
@@ -408,11 +288,11 @@ void RegisterBuild(CLI::App& app, int* exit_code) {
     pb::Build b;
     auto ctx = c->Context();
     auto st = c->stub->CancelBuild(ctx.get(), req, &b);
-    if (!st.ok()) return void(*exit_code = ReportError(FromGrpc(st, cancel_f->client.server), std::cerr));
+    if (!st.ok()) return void(*exit_code = ReportError(c->FromGrpc(st), std::cerr));
     if (cancel_f->client.json) {
       std::cout << BuildJson(b).dump() << "\n";
     } else {
-      std::cout << b.build_id() << " " << StateName(b.state()) << "\n";
+      std::cout << b.build_id() << " " << BuildStateName(b.state()) << "\n";
     }
     *exit_code = kExitOk;
   });
@@ -425,9 +305,9 @@ void RegisterBuild(CLI::App& app, int* exit_code) {
   get->callback([get_f, exit_code] {
     auto c = Connect(get_f->client);
     if (!c.ok()) return void(*exit_code = ReportError(c.status(), std::cerr));
-    auto b = GetBuild(*c, get_f->id, get_f->client.server);
+    auto b = GetBuild(*c, get_f->id);
     if (!b.ok()) return void(*exit_code = ReportError(b.status(), std::cerr));
-    if (Status st = Download(*b, get_f->out); !st.ok()) return void(*exit_code = ReportError(st, std::cerr));
+    if (Status st = DownloadBuild(*b, get_f->out); !st.ok()) return void(*exit_code = ReportError(st, std::cerr));
     if (get_f->client.json) {
       std::cout << json{{"build_id", b->build_id()}, {"dir", get_f->out}, {"files", b->artifacts_size()}, {"verified", true}}.dump()
                 << "\n";
@@ -480,14 +360,14 @@ void RegisterBuild(CLI::App& app, int* exit_code) {
     pb::ListBuildsResponse resp;
     auto ctx = c->Context();
     auto st = c->stub->ListBuilds(ctx.get(), req, &resp);
-    if (!st.ok()) return void(*exit_code = ReportError(FromGrpc(st, list_f->client.server), std::cerr));
+    if (!st.ok()) return void(*exit_code = ReportError(c->FromGrpc(st), std::cerr));
     if (list_f->client.json) {
       json arr = json::array();
       for (const auto& b : resp.builds()) arr.push_back(BuildJson(b));
       std::cout << json{{"builds", arr}, {"next_page_token", resp.next_page_token()}}.dump() << "\n";
     } else {
       for (const auto& b : resp.builds()) {
-        std::cout << b.build_id() << "  " << std::left << std::setw(12) << StateName(b.state()) << std::right << " "
+        std::cout << b.build_id() << "  " << std::left << std::setw(12) << BuildStateName(b.state()) << std::right << " "
                   << b.board() << " " << b.engine() << " " << b.name() << "\n";
       }
       if (!resp.next_page_token().empty()) std::cout << "next page: --page-token " << resp.next_page_token() << "\n";

@@ -15,6 +15,8 @@ void RegisterBoards(CLI::App& app, int* exit_code);
 void RegisterServe(CLI::App& app, int* exit_code);
 void RegisterBuildServer(CLI::App& app, int* exit_code);
 void RegisterBuild(CLI::App& app, int* exit_code);
+void RegisterBoardServer(CLI::App& app, int* exit_code);
+void RegisterBoard(CLI::App& app, int* exit_code);
 
 // Flags shared by every command that reads a model: --format and --weights.
 struct ModelFlags {

@@ -170,7 +170,7 @@ void RegisterPredict(CLI::App& app, int* exit_code) {
   cmd->add_option("--data", f->data, "CSV with a header row; every non-label column is a feature")
       ->required();
   cmd->add_option("--label-column", f->label_column, "Column holding the integer class label");
-  cmd->add_option("--driver", f->driver, "Board driver: sim (cycle-accurate), emu (emulator) or ice40 (an icebreaker on $FPGASERVE_ICE40_SERIAL)");
+  cmd->add_option("--driver", f->driver, "Board driver: sim (cycle-accurate), emu (emulator), ice40 (an icebreaker on $FPGASERVE_ICE40_SERIAL), zynq (Linux FPGA Manager + UIO) or xrt (an Alveo card)");
   cmd->add_option("--out", f->out, "Write the exact output values to this CSV");
   cmd->add_flag("--json", f->json, "Print JSON");
   cmd->callback([f, exit_code] {

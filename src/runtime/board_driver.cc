@@ -6,6 +6,8 @@
 #include "runtime/emu_driver.h"
 #include "runtime/ice40_driver.h"
 #include "runtime/sim_driver.h"
+#include "runtime/xrt_driver.h"
+#include "runtime/zynq_driver.h"
 
 namespace fpgaserve::runtime {
 
@@ -36,8 +38,8 @@ Status ValidateInputBatch(const numeric::RawBatch& inputs, const firmware::Bundl
 
 Result<std::unique_ptr<BoardDriver>> OpenBoardDriver(const std::string& kind,
                                                      const std::string& bundle_dir) {
-  if (kind != "emu" && kind != "sim" && kind != "ice40") {
-    return InvalidArgument("unknown driver " + Quote(kind) + "; expected emu, sim or ice40");
+  if (kind != "emu" && kind != "sim" && kind != "ice40" && kind != "zynq" && kind != "xrt") {
+    return InvalidArgument("unknown driver " + Quote(kind) + "; expected emu, sim, ice40, zynq or xrt");
   }
   ASSIGN_OR_RETURN(firmware::BundleMetadata metadata, firmware::ReadBundleMetadata(bundle_dir));
   // Every bundle carries the Verilator build of its core (sim/), whatever its board: the sim
@@ -46,6 +48,10 @@ Result<std::unique_ptr<BoardDriver>> OpenBoardDriver(const std::string& kind,
   // A real icebreaker: programmed with openFPGALoader, driven over its UART (ice40_driver.h;
   // the serial device from FPGASERVE_ICE40_SERIAL, default /dev/ttyUSB1).
   if (kind == "ice40") return OpenIce40Driver(bundle_dir, metadata, Ice40Options{});
+  // A Zynq-7000 running Linux: FPGA Manager, UIO and a u-dma-buf buffer (zynq_driver.h).
+  if (kind == "zynq") return OpenZynqDriver(bundle_dir, metadata, ZynqOptions{});
+  // An Alveo card through XRT (xrt_driver.h; UNIMPLEMENTED when built without libxrt-dev).
+  if (kind == "xrt") return OpenXrtDriver(bundle_dir, metadata, XrtOptions{});
   return OpenSimDriver(bundle_dir, metadata);
 }
 

@@ -184,6 +184,10 @@ class Service final : public ServiceBase {
     params["driver_seconds"].set_double_param(t.driver_seconds);
     params["batch_rows"].set_int64_param(static_cast<std::int64_t>(t.batch_rows));
     params["input_overflows"].set_uint64_param(t.input_overflows);
+    if (t.remote) {
+      params["board_server_seconds"].set_double_param(t.board_server_seconds);
+      params["network_seconds"].set_double_param(t.network_seconds);
+    }
     for (const auto& o : res.outputs) {
       auto* out = r->add_outputs();
       out->set_name(o.name);

@@ -43,11 +43,12 @@ bool ValidModelName(const std::string& name) {
 }
 
 ServedModel::ServedModel(std::string name, std::string dir, std::string driver_kind,
-                         ServingLimits limits, MetricsRegistry* metrics)
+                         ServingLimits limits, MetricsRegistry* metrics, DriverOpener opener)
     : name_(std::move(name)),
       dir_(std::move(dir)),
       driver_kind_(std::move(driver_kind)),
       limits_(limits),
+      opener_(std::move(opener)),
       metrics_(metrics) {
   if (!metrics_) return;
   const Labels l{{"model_name", name_}};
@@ -60,6 +61,10 @@ ServedModel::ServedModel(std::string name, std::string dir, std::string driver_k
   inst_.device_cycles = &m.GetHistogram("fpgaserve_device_cycles", "Device clock cycles per device batch.", l, cyc);
   inst_.device_seconds = &m.GetHistogram("fpgaserve_device_seconds", "Device time per device batch at the firmware clock.", l, sec);
   inst_.queue_seconds = &m.GetHistogram("fpgaserve_queue_seconds", "Time a request waited in the batcher.", l, sec);
+  inst_.board_server_seconds = &m.GetHistogram(
+      "fpgaserve_board_server_seconds", "Board server time per device batch (remote boards: its queue and driver call).", l, sec);
+  inst_.network_seconds = &m.GetHistogram(
+      "fpgaserve_network_seconds", "Driver time outside the board server per device batch (remote boards: the network).", l, sec);
   inst_.predict_seconds = &m.GetHistogram("request_predict_seconds", "KServe: predict time (queue + device batch).", l, sec);
   inst_.preprocess_seconds = &m.GetHistogram("request_preprocess_seconds", "KServe: request decoding time.", l, sec);
   inst_.postprocess_seconds = &m.GetHistogram("request_postprocess_seconds", "KServe: response encoding time.", l, sec);
@@ -75,9 +80,25 @@ ServedModel::ServedModel(std::string name, std::string dir, std::string driver_k
 
 ServedModel::~ServedModel() { Unload(); }
 
+ModelState ServedModel::state() const {
+  const ModelState s = state_.load();
+  if (s != ModelState::kReady) return s;
+  std::lock_guard lock(mu_);
+  if (driver_ && !driver_->Available(nullptr)) return ModelState::kLoading;
+  return s;
+}
+
 std::string ServedModel::reason() const {
   std::lock_guard lock(mu_);
+  std::string why;
+  if (state_.load() == ModelState::kReady && driver_ && !driver_->Available(&why)) return "re-acquiring its board: " + why;
   return reason_;
+}
+
+void ServedModel::SetPending(ModelState state, std::string reason) {
+  std::lock_guard lock(mu_);
+  reason_ = std::move(reason);
+  state_ = state;
 }
 
 std::string ServedModel::output_name() const {
@@ -106,7 +127,7 @@ Status ServedModel::Load() {
   out_format_ = numeric::NumberFormat(meta_.output_format);
   classifier_ = !meta_.layers.empty() &&
                 (meta_.layers.back().op == "Softmax" || meta_.layers.back().op == "Sigmoid");
-  auto driver = runtime::OpenBoardDriver(driver_kind_, dir_);
+  auto driver = opener_ ? opener_(name_, dir_) : runtime::OpenBoardDriver(driver_kind_, dir_);
   if (!driver.ok()) return fail(driver.status());
   // Warm-up: one all-zero row must come back with the bundle's output count.
   numeric::RawBatch zero{1, static_cast<std::size_t>(meta_.n_inputs),
@@ -329,6 +350,10 @@ void ServedModel::Finish(std::vector<Pending>& batch, const Result<runtime::Batc
     if (result.ok()) {
       inst_.device_cycles->Observe(static_cast<double>(result->total_cycles));
       if (clock_hz > 0) inst_.device_seconds->Observe(static_cast<double>(result->total_cycles) / clock_hz);
+      if (result->remote) {
+        inst_.board_server_seconds->Observe(result->server_seconds);
+        inst_.network_seconds->Observe(std::max(0.0, driver_seconds - result->server_seconds));
+      }
     }
   }
   std::size_t row0 = 0;
@@ -380,6 +405,11 @@ void ServedModel::Finish(std::vector<Pending>& batch, const Result<runtime::Batc
     resp.timings.driver_seconds = driver_seconds;
     resp.timings.batch_rows = total_rows;
     resp.timings.input_overflows = p.overflows;
+    if (result->remote) {
+      resp.timings.remote = true;
+      resp.timings.board_server_seconds = result->server_seconds;
+      resp.timings.network_seconds = std::max(0.0, driver_seconds - result->server_seconds);
+    }
     row0 += rows;
     {
       std::lock_guard lock(mu_);
@@ -411,6 +441,11 @@ Result<std::string> ModelRepository::DirOf(const std::string& name) const {
   if (!ValidModelName(name)) {
     return InvalidArgument("model name '" + name + "': expected 1-128 letters, digits, '-', '_' or '.'");
   }
+  {
+    std::shared_lock lock(mu_);
+    if (auto it = explicit_dirs_.find(name); it != explicit_dirs_.end()) return it->second;
+  }
+  if (options_.root.empty()) return NotFound("unknown model '" + name + "'");
   const fs::path root(options_.root);
   std::error_code ec;
   if (fs::exists(root / firmware::kMetadataFile, ec)) {
@@ -460,10 +495,28 @@ Status ModelRepository::LoadAll() {
   return Status::Ok();
 }
 
+Status ModelRepository::LoadBundle(const std::string& name, const std::string& dir) {
+  if (!ValidModelName(name)) {
+    return InvalidArgument("model name '" + name + "': expected 1-128 letters, digits, '-', '_' or '.'");
+  }
+  {
+    std::unique_lock lock(mu_);
+    explicit_dirs_[name] = dir;
+  }
+  return Load(name);
+}
+
+void ModelRepository::SetPending(const std::string& name, ModelState state, const std::string& reason) {
+  std::unique_lock lock(mu_);
+  auto& m = models_[name];
+  if (!m) m = std::make_shared<ServedModel>(name, "", options_.driver, options_.limits, metrics_, options_.open_driver);
+  m->SetPending(state, reason);
+}
+
 Status ModelRepository::Load(const std::string& name) {
   std::lock_guard serial(load_mu_);
   ASSIGN_OR_RETURN(std::string dir, DirOf(name));
-  auto model = std::make_shared<ServedModel>(name, dir, options_.driver, options_.limits, metrics_);
+  auto model = std::make_shared<ServedModel>(name, dir, options_.driver, options_.limits, metrics_, options_.open_driver);
   std::shared_ptr<ServedModel> old;
   {
     std::unique_lock lock(mu_);
@@ -495,7 +548,7 @@ std::vector<ModelIndexEntry> ModelRepository::Index() const {
   // Bundles present on disk but never loaded are listed as UNAVAILABLE.
   std::error_code ec;
   const fs::path root(options_.root);
-  if (!fs::exists(root / firmware::kMetadataFile, ec)) {
+  if (!options_.root.empty() && !fs::exists(root / firmware::kMetadataFile, ec)) {
     for (const auto& e : fs::directory_iterator(root, ec)) {
       const std::string n = e.path().filename().string();
       if (e.is_directory() && ValidModelName(n) && fs::exists(e.path() / firmware::kMetadataFile)) {

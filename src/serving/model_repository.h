@@ -72,6 +72,12 @@ struct InferTimings {
   double driver_seconds = 0;        // the driver call (board or simulator) for the batch
   std::size_t batch_rows = 0;       // rows in that device batch (>= this request's rows)
   std::uint64_t input_overflows = 0;
+  // A board behind a board server (--board-server): its server's time for the batch (the wait
+  // for the board and the board's driver call included) and the rest of driver_seconds, the
+  // network's. Zero for a local board.
+  bool remote = false;
+  double board_server_seconds = 0;
+  double network_seconds = 0;
 };
 
 struct InferResponse {
@@ -85,6 +91,11 @@ struct InferResponse {
 using InferCallback = std::function<void(Result<InferResponse>)>;
 
 enum class ModelState { kUnavailable, kLoading, kReady, kFailed };
+
+// Opens the board driver of a model whose bundle is in `dir` (the default opens the repository's
+// --driver kind in process; `serve --board-server` leases a board of a board server instead).
+using DriverOpener = std::function<Result<std::unique_ptr<runtime::BoardDriver>>(const std::string& name,
+                                                                                const std::string& dir)>;
 const char* ModelStateName(ModelState s);  // "UNAVAILABLE", "LOADING", "READY", "FAILED"
 
 // One model: a bundle, its driver and its batcher thread. Infer() may be called from any thread;
@@ -92,7 +103,7 @@ const char* ModelStateName(ModelState s);  // "UNAVAILABLE", "LOADING", "READY",
 class ServedModel {
  public:
   ServedModel(std::string name, std::string dir, std::string driver_kind, ServingLimits limits,
-              MetricsRegistry* metrics);
+              MetricsRegistry* metrics, DriverOpener opener = {});
   ~ServedModel();
   ServedModel(const ServedModel&) = delete;
   ServedModel& operator=(const ServedModel&) = delete;
@@ -104,8 +115,12 @@ class ServedModel {
 
   const std::string& name() const { return name_; }
   const std::string& dir() const { return dir_; }
-  ModelState state() const { return state_.load(); }
+  // READY only while the board can take work: a remote board being re-acquired reads LOADING.
+  ModelState state() const;
   std::string reason() const;
+  // Before Load(): shown while the firmware is being built or fetched (LOADING) or when that
+  // failed (FAILED), with the reason.
+  void SetPending(ModelState state, std::string reason);
   // Valid once Load() has read the bundle (also while not ready).
   const firmware::BundleMetadata& metadata() const { return meta_; }
   bool is_classifier() const { return classifier_; }
@@ -124,6 +139,8 @@ class ServedModel {
     Histogram* device_cycles = nullptr;
     Histogram* device_seconds = nullptr;
     Histogram* queue_seconds = nullptr;
+    Histogram* board_server_seconds = nullptr;
+    Histogram* network_seconds = nullptr;
     Histogram* predict_seconds = nullptr;
     Histogram* preprocess_seconds = nullptr;
     Histogram* postprocess_seconds = nullptr;
@@ -164,6 +181,7 @@ class ServedModel {
 
   const std::string name_, dir_, driver_kind_;
   const ServingLimits limits_;
+  const DriverOpener opener_;
   MetricsRegistry* metrics_;
   Instruments inst_;
   firmware::BundleMetadata meta_;
@@ -197,8 +215,9 @@ class ModelRepository {
   struct Options {
     std::string root;
     std::string single_name;
-    std::string driver = "sim";
+    std::string driver = "sim";  // the driver kind (a metrics label and what messages name)
     ServingLimits limits;
+    DriverOpener open_driver;  // empty: runtime::OpenBoardDriver(driver, dir)
   };
   ModelRepository(Options options, MetricsRegistry* metrics);
   ~ModelRepository();
@@ -207,6 +226,11 @@ class ModelRepository {
   // summarized in the returned status.
   Status LoadAll();
   Status Load(const std::string& name);
+  // Loads the bundle in `dir` as model `name` (the on-demand path: a bundle fetched from a build,
+  // outside the root); later Load(name) calls reload from the same directory.
+  Status LoadBundle(const std::string& name, const std::string& dir);
+  // Lists `name` as LOADING or FAILED with a reason before its bundle exists (a build running).
+  void SetPending(const std::string& name, ModelState state, const std::string& reason);
   Status Unload(const std::string& name);
   std::vector<ModelIndexEntry> Index() const;
   std::shared_ptr<ServedModel> Find(const std::string& name) const;
@@ -220,6 +244,7 @@ class ModelRepository {
   MetricsRegistry* metrics_;
   mutable std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<ServedModel>> models_;
+  std::map<std::string, std::string> explicit_dirs_;  // LoadBundle's directories (guarded by mu_)
   std::mutex load_mu_;  // one load/unload at a time
 };
 

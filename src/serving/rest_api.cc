@@ -218,9 +218,14 @@ Status ParseV1(const HttpRequest& req, const ServedModel& m, const ServingLimits
 }
 
 json TimingParameters(const InferTimings& t) {
-  return json{{"device_cycles", t.device_cycles},      {"device_seconds", t.device_seconds},
+  json j{{"device_cycles", t.device_cycles},      {"device_seconds", t.device_seconds},
               {"queue_seconds", t.queue_seconds},      {"driver_seconds", t.driver_seconds},
               {"batch_rows", t.batch_rows},            {"input_overflows", t.input_overflows}};
+  if (t.remote) {
+    j["board_server_seconds"] = t.board_server_seconds;
+    j["network_seconds"] = t.network_seconds;
+  }
+  return j;
 }
 
 HttpResponse V2Response(const InferResponse& r) {

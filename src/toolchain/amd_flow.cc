@@ -1,5 +1,6 @@
 #include "toolchain/amd_flow.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -112,16 +113,24 @@ std::string ZynqTcl(const FlowRequest& req, const std::vector<std::string>& rtl)
   return t;
 }
 
-std::string AlveoKernelXml() {
+std::string AlveoKernelXml(int address_bits) {
+  // XRT sizes a user-managed kernel's register window from its port range, and only for kernels
+  // that declare an argument: one scalar at the first input register (0x100) does.
+  char range[32];
+  std::snprintf(range, sizeof range, "0x%llX", 1ULL << address_bits);
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
          "<root versionMajor=\"1\" versionMinor=\"6\">\n"
          "  <kernel name=\"fpgaserve\" language=\"ip_c\" vlnv=\"fpgaserve.org:kernel:fpgaserve:1.0\" "
          "attributes=\"\" preferredWorkGroupSizeMultiple=\"0\" workGroupSize=\"1\" "
          "interrupt=\"false\" hwControlProtocol=\"user_managed\">\n"
          "    <ports>\n"
-         "      <port name=\"s_axi\" mode=\"slave\" range=\"0x1000\" dataWidth=\"32\" "
+         "      <port name=\"s_axi\" mode=\"slave\" range=\"" + std::string(range) + "\" dataWidth=\"32\" "
          "portType=\"addressable\" base=\"0x0\"/>\n"
-         "    </ports>\n    <args/>\n  </kernel>\n</root>\n";
+         "    </ports>\n"
+         "    <args>\n"
+         "      <arg name=\"input_0\" addressQualifier=\"0\" id=\"0\" port=\"s_axi\" size=\"0x4\" "
+         "offset=\"0x100\" hostOffset=\"0x0\" hostSize=\"0x4\" type=\"uint\"/>\n"
+         "    </args>\n  </kernel>\n</root>\n";
 }
 
 std::string AlveoPackageTcl(const FlowRequest& req, const std::vector<std::string>& rtl) {
@@ -189,7 +198,7 @@ Result<FlowResult> RunAmdFlow(const FlowRequest& req) {
   // 2. The vendor flow's scripts, run when the tools are installed.
   std::vector<std::string> vivado_argv, vpp_argv;
   if (alveo) {
-    RETURN_IF_ERROR(WriteFileAtomic((dir / "vitis" / "kernel.xml").string(), AlveoKernelXml()));
+    RETURN_IF_ERROR(WriteFileAtomic((dir / "vitis" / "kernel.xml").string(), AlveoKernelXml(hw::AxiLiteAddressBits(req.design->n_in, req.design->n_out))));
     RETURN_IF_ERROR(WriteFileAtomic((dir / "vitis" / "package_kernel.tcl").string(), AlveoPackageTcl(req, rtl)));
     vivado_argv = {"vivado", "-mode", "batch", "-nojournal", "-nolog", "-source", "vitis/package_kernel.tcl"};
     vpp_argv = {"v++", "--link", "--target", "hw", "--platform", kDefaultAlveoPlatform,

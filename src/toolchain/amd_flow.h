@@ -22,6 +22,6 @@ UtilizationReport ParseYosysXilinxStat(const std::string& stat_text);
 // The generated scripts (exposed for tests).
 std::string ZynqTcl(const FlowRequest& request, const std::vector<std::string>& rtl_files);
 std::string AlveoPackageTcl(const FlowRequest& request, const std::vector<std::string>& rtl_files);
-std::string AlveoKernelXml();
+std::string AlveoKernelXml(int address_bits);
 
 }  // namespace fpgaserve::toolchain

@@ -90,8 +90,11 @@ TEST_F(CompilePredictTest, BanknoteCompileAndPredictOnBothBoards) {
   EXPECT_TRUE(fs::exists(fs::path(bundle) / "metadata.json"));
   const std::string tiny = (dir_ / "tiny.csv").string();
   std::ofstream(tiny) << "a,b,c,d\n1,2,3,4\n";
+  ExpectBadInput(RunCli({"predict", bundle, "--data", tiny, "--driver", "fpga9"}),
+                 "unknown driver 'fpga9'");
+  // A real-board driver on a bundle for another board: one clear error, before any hardware.
   ExpectBadInput(RunCli({"predict", bundle, "--data", tiny, "--driver", "zynq"}),
-                 "unknown driver 'zynq'");
+                 "the zynq driver needs a bundle compiled for a Zynq-7000 board");
   ExpectBadInput(RunCli({"predict", bundle, "--data", kModel}), kModel);
 
   if (!fs::exists(kCsv)) {

@@ -164,6 +164,9 @@ TEST(AmdFlowTest, AlveoPackagesAKernelAndLinksWithVpp) {
   WriteScript(f.bin / "vivado",
               "grep -q package_xo vitis/package_kernel.tcl || exit 4\n"
               "grep -q 'user_managed' vitis/kernel.xml || exit 5\n"
+              // XRT sizes the register window only for kernels with an argument, from the range.
+              "grep -q '<arg name=\"input_0\".*offset=\"0x100\"' vitis/kernel.xml || exit 6\n"
+              "grep -q 'range=\"0x1000\"' vitis/kernel.xml || exit 7\n"
               "echo xo > vitis/fpgaserve.xo\n");
   WriteScript(f.bin / "v++",
               "echo \"$*\" | grep -q -- '--link --target hw --platform xilinx_u50' || exit 3\n"

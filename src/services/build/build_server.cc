@@ -26,6 +26,7 @@
 #include "importers/format.h"
 #include "importers/import.h"
 #include "services/build/engines.h"
+#include "services/grpc_auth.h"
 #include "services/grpc_status.h"
 #include "services/build/job_db.h"
 #include "store/object_store.h"
@@ -46,17 +47,6 @@ std::int64_t NowMs() {
       .count();
 }
 
-// Compares without an early exit, so the time taken does not reveal how much of a token matched.
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  const std::size_t n = std::max(a.size(), b.size());
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
 
 Status CheckBuildId(const std::string& id) {
   const bool ok = id.size() == 64 && std::all_of(id.begin(), id.end(), [](char c) {
@@ -185,15 +175,7 @@ struct BuildServer::Impl final : public pb::FirmwareBuilder::Service {
     c->cv.notify_all();
   }
 
-  Status Authorize(grpc::ServerContext* ctx) const {
-    if (opt.token.empty()) return Status::Ok();
-    const auto& md = ctx->client_metadata();
-    auto it = md.find("authorization");
-    if (it == md.end()) return Unauthenticated("missing authorization metadata (\"Bearer <token>\")");
-    const std::string got(it->second.data(), it->second.size());
-    if (!ConstantTimeEquals(got, "Bearer " + opt.token)) return Unauthenticated("invalid bearer token");
-    return Status::Ok();
-  }
+  Status Authorize(grpc::ServerContext* ctx) const { return CheckBearerToken(ctx, opt.token); }
 
   // ---- SubmitBuild ----
 
@@ -653,14 +635,9 @@ Result<std::unique_ptr<BuildServer>> BuildServer::Start(const BuildServerOptions
   (void)requeued;
 
   grpc::ServerBuilder builder;
-  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
-  if (!options.tls_cert_pem.empty()) {
-    grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
-    creds = grpc::SslServerCredentials(ssl);
-  }
-  builder.AddListeningPort(options.listen, creds, &impl->port);
+  builder.AddListeningPort(options.listen, ServerCredentials(options.tls_cert_pem, options.tls_key_pem), &impl->port);
   builder.RegisterService(impl.get());
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a port in use is an error, not shared
   builder.SetMaxReceiveMessageSize(4 << 20);
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
