@@ -143,7 +143,8 @@ struct BoardServer::Impl final : public pb::BoardService::Service {
   int port = 0;
 
   std::mutex mu;  // guards everything below and every Slot's fields except `run` and `driver`
-  std::condition_variable changed;
+  std::condition_variable changed;    // board or lease changes (Acquire waiting on a load, WatchBoards)
+  std::condition_variable reaper_cv;  // only Shutdown wakes the reaper early
   std::uint64_t version = 0;  // bumped on every change WatchBoards shows
   bool stopping = false;
   std::vector<std::unique_ptr<Slot>> slots;
@@ -502,7 +503,7 @@ struct BoardServer::Impl final : public pb::BoardService::Service {
   void ReapLoop() {
     std::unique_lock lock(mu);
     while (!stopping) {
-      changed.wait_for(lock, std::chrono::milliseconds(100));
+      reaper_cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping; });
       const auto now = Clock::now();
       for (auto it = leases.begin(); it != leases.end();) {
         auto next = std::next(it);
@@ -568,7 +569,12 @@ struct BoardServer::Impl final : public pb::BoardService::Service {
     if (auto st = Authorize(ctx); !st.ok()) return ToGrpcStatus(st);
     std::uint64_t seen = 0;
     bool first = true;
+    Clock::time_point last_sent{};
     for (;;) {
+      // At most one update per 50 ms: under load boards flip between ready and busy on every
+      // inference; a watcher gets the latest state, not every flip.
+      const auto next = last_sent + std::chrono::milliseconds(50);
+      if (!first && Clock::now() < next) std::this_thread::sleep_until(next);
       pb::ListBoardsResponse r;
       {
         std::unique_lock lock(mu);
@@ -581,6 +587,7 @@ struct BoardServer::Impl final : public pb::BoardService::Service {
         seen = version;
         FillListLocked(&r);
       }
+      last_sent = Clock::now();
       if (!w->Write(r)) return grpc::Status::OK;  // the client went away
     }
   }
@@ -603,6 +610,7 @@ void BoardServer::Shutdown() {
     if (s.stopping && !s.reaper.joinable()) return;
     s.stopping = true;
     s.changed.notify_all();
+    s.reaper_cv.notify_all();
   }
   if (s.server) s.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (s.reaper.joinable()) s.reaper.join();
