@@ -76,6 +76,11 @@ Status Validate(const ServeFlags& f) {
   if (!f.model_uri.empty()) {
     if (f.build_server.empty()) return InvalidArgument("--model_uri needs --build-server (the build server that builds it)");
     if (f.board.empty()) return InvalidArgument("--model_uri needs --board (the board to build for; see `fpgaserve boards`)");
+    std::error_code ec;
+    if (!IsModelUri(f.model_uri) && !std::filesystem::is_regular_file(f.model_uri, ec)) {
+      return InvalidArgument("--model_uri " + f.model_uri +
+                             ": no such file; expected a model file or a URI (s3://, http(s)://, file://)");
+    }
   } else if (!f.build_server.empty() || !f.board.empty()) {
     return InvalidArgument("--build-server and --board are for building --model_uri on demand");
   }

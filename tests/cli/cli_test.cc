@@ -171,6 +171,25 @@ TEST_F(CliTest, EvalBadPrecision) {
   EXPECT_EQ(both.exit_code, 2);
 }
 
+TEST_F(CliTest, BoardServerAndBoardListBadInput) {
+  const std::string cache = (dir_ / "cache").string();
+  ExpectBadInput(RunCli({"board-server", "--boards", "sim:2,fpga:1", "--cache", cache}), "unknown board kind 'fpga'");
+  ExpectBadInput(RunCli({"board-server", "--boards", "sim:0", "--cache", cache}), "the count must be 1..64");
+  ExpectBadInput(RunCli({"board-server", "--boards", "ice40:2", "--cache", cache}), "one ice40 board per board server");
+  ExpectBadInput(RunCli({"board-server", "--boards", "sim", "--cache", cache, "--token-file",
+                         (dir_ / "missing-token").string()}),
+                 "missing-token");
+  ExpectBadInput(RunCli({"board-server", "--boards", "sim", "--cache", cache, "--listen", "127.0.0.1:1",
+                         "--lease-ttl-ms", "5"}),
+                 "--lease-ttl");
+  // Nobody listens on port 1 of loopback: one error naming the server, not a hang.
+  auto r = RunCli({"board", "list", "--server", "127.0.0.1:1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.stderr_text.rfind("fpgaserve: error: ", 0), 0u) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("board server 127.0.0.1:1"), std::string::npos) << r.stderr_text;
+  EXPECT_TRUE(r.stdout_text.empty()) << r.stdout_text;
+}
+
 TEST_F(CliTest, UsageErrors) {
   auto r = RunCli({"eval", kExample + "banknote.onnx"});
   EXPECT_EQ(r.exit_code, 2);

@@ -7,6 +7,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -644,6 +645,35 @@ TEST(ServeLifecycleTest, BadFlagsAndMissingModelDirExit2WithOneMessage) {
     Server s({"--model_dir", "/tmp", "--driver", "fpga9000"}, false);
     EXPECT_EQ(s.Wait(), 2);
     EXPECT_NE(s.Log().find("--driver 'fpga9000'"), std::string::npos) << s.Log();
+  }
+  // The firmware sources of F7 and their companions: each mistake is one message and exit 2.
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {{"--model_dir", "/tmp", "--storage_uri", "file:///tmp/x"}, "give exactly one of --model_dir"},
+      {{}, "give exactly one of --model_dir"},
+      {{"--model_uri", "/tmp/m.onnx", "--board", "sim"}, "--model_uri needs --build-server"},
+      {{"--model_uri", "/tmp/m.onnx", "--build-server", "127.0.0.1:1"}, "--model_uri needs --board"},
+      {{"--model_uri", "/nonexistent/m.onnx", "--board", "sim", "--build-server", "127.0.0.1:1"},
+       "/nonexistent/m.onnx"},
+      {{"--model_dir", "/tmp", "--build-server", "127.0.0.1:1"}, "are for building --model_uri on demand"},
+      {{"--model_dir", "/tmp", "--board_kind", "sim"}, "select a board of --board-server"},
+      {{"--model_dir", "/tmp", "--board-server", "127.0.0.1:1", "--lease_ttl_ms", "5"}, "--lease_ttl_ms"},
+      {{"--storage_uri", "file:///nonexistent/bundle"}, "--storage_uri"},
+      {{"--storage_uri", "ftp://host/bundle"}, "--storage_uri"},
+  };
+  for (const auto& c : cases) {
+    Server s(c.args, false);
+    EXPECT_EQ(s.Wait(), 2) << ::testing::PrintToString(c.args) << "\n" << s.Log();
+    const std::string log = s.Log();
+    EXPECT_NE(log.find(c.want), std::string::npos) << log;
+    // One error line (a progress line such as "fetching …" may come before it).
+    const auto err = log.find("fpgaserve: error: ");
+    ASSERT_NE(err, std::string::npos) << log;
+    EXPECT_EQ(log.find('\n', err), log.size() - 1) << log;
+    EXPECT_EQ(log.find("fpgaserve: error: ", err + 1), std::string::npos) << log;
   }
 }
 
