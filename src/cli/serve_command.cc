@@ -16,6 +16,7 @@
 #include "cli/grpc_cli.h"
 #include "cli/commands.h"
 #include "core/file_io.h"
+#include "core/text.h"
 #include "core/version.h"
 #include "services/board/remote_driver.h"
 #include "services/bundle_fetch.h"
@@ -63,9 +64,6 @@ struct ServeFlags {
   std::string build_token_file;
 };
 
-bool ValidDriver(const std::string& d) {
-  return d == "sim" || d == "emu" || d == "ice40" || d == "zynq" || d == "xrt";
-}
 
 Status Validate(const ServeFlags& f) {
   const int sources = !f.model_dir.empty() + !f.storage_uri.empty() + !f.model_uri.empty();
@@ -93,8 +91,8 @@ Status Validate(const ServeFlags& f) {
   }
   if (f.http_port < 0 || f.http_port > 65535) return InvalidArgument("--http_port " + std::to_string(f.http_port) + ": expected 0..65535");
   if (f.grpc_port < -1 || f.grpc_port > 65535) return InvalidArgument("--grpc_port " + std::to_string(f.grpc_port) + ": expected 0..65535, or -1 for no gRPC");
-  if (!ValidDriver(f.driver)) {
-    return InvalidArgument("--driver '" + f.driver + "': expected sim, emu, ice40, zynq or xrt");
+  if (!runtime::IsBoardDriverKind(f.driver)) {
+    return InvalidArgument("--driver '" + f.driver + "': expected " + Join(runtime::BoardDriverKinds(), ", "));
   }
   if (f.max_batch_size < 1 || f.max_batch_size > (1u << 20)) return InvalidArgument("--max_batch_size: expected 1..1048576");
   if (f.max_queue_delay_us < 0 || f.max_queue_delay_us > 10'000'000) return InvalidArgument("--max_queue_delay_us: expected 0..10000000");

@@ -1,5 +1,7 @@
 #include "runtime/board_driver.h"
 
+#include <algorithm>
+
 #include "core/text.h"
 #include "firmware/bundle.h"
 #include "runtime/batch_validation.h"
@@ -36,10 +38,20 @@ Status ValidateInputBatch(const numeric::RawBatch& inputs, const firmware::Bundl
   return Status::Ok();
 }
 
+const std::vector<std::string>& BoardDriverKinds() {
+  static const std::vector<std::string> kinds = {"sim", "emu", "ice40", "zynq", "xrt"};
+  return kinds;
+}
+
+bool IsBoardDriverKind(const std::string& kind) {
+  const auto& k = BoardDriverKinds();
+  return std::find(k.begin(), k.end(), kind) != k.end();
+}
+
 Result<std::unique_ptr<BoardDriver>> OpenBoardDriver(const std::string& kind,
                                                      const std::string& bundle_dir) {
-  if (kind != "emu" && kind != "sim" && kind != "ice40" && kind != "zynq" && kind != "xrt") {
-    return InvalidArgument("unknown driver " + Quote(kind) + "; expected emu, sim, ice40, zynq or xrt");
+  if (!IsBoardDriverKind(kind)) {
+    return InvalidArgument("unknown driver " + Quote(kind) + "; expected " + Join(BoardDriverKinds(), ", "));
   }
   ASSIGN_OR_RETURN(firmware::BundleMetadata metadata, firmware::ReadBundleMetadata(bundle_dir));
   // Every bundle carries the Verilator build of its core (sim/), whatever its board: the sim

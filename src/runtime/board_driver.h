@@ -41,6 +41,10 @@ class BoardDriver {
   }
 };
 
+// The kinds OpenBoardDriver opens: "sim", "emu", "ice40", "zynq", "xrt".
+const std::vector<std::string>& BoardDriverKinds();
+bool IsBoardDriverKind(const std::string& kind);
+
 // Opens a driver of `kind` for the firmware bundle in directory `bundle_dir` (written by
 // `fpgaserve compile`). Unknown kinds and incomplete bundles fail with a clear error.
 Result<std::unique_ptr<BoardDriver>> OpenBoardDriver(const std::string& kind,

@@ -22,6 +22,7 @@
 #include "core/sha256.h"
 #include "core/text.h"
 #include "hw/wrappers.h"
+#include "runtime/axilite_driver.h"
 #include "runtime/batch_validation.h"
 
 namespace fpgaserve::runtime {
@@ -50,11 +51,6 @@ constexpr std::uint32_t kDmasrSgIncluded = 1u << 3;
 constexpr std::uint32_t kDmasrErrors = 0x70;  // DMAIntErr, DMASlvErr, DMADecErr
 constexpr std::uint32_t kDmasrIoc = 1u << 12;
 constexpr std::uint32_t kDmasrErrIrq = 1u << 14;
-
-// fpgaserve_axilite control register bits (docs/hardware.md, "`axilite`").
-constexpr std::uint32_t kCtrlStart = 1u << 0;
-constexpr std::uint32_t kCtrlDone = 1u << 1;
-constexpr std::uint32_t kCtrlBusy = 1u << 2;
 
 // Largest UIO map or DMA buffer the driver maps (the Zynq's AXI GP windows are 1 GiB).
 constexpr std::uint64_t kMaxMapBytes = 1ull << 30;
@@ -236,17 +232,6 @@ bool PollUntil(F&& stop, std::chrono::milliseconds timeout,
 // A raw element as the 32-bit word the wrappers take: sign-extended (two's complement) or
 // zero-extended; ValidateInputBatch has checked that it fits the format.
 std::uint32_t ToWord(std::int64_t raw) { return static_cast<std::uint32_t>(raw); }
-
-// A 32-bit output word as a raw element of `f`: the low width() bits, which the wrappers extend to
-// 32 bits; a word that is not that extension is not from this design.
-std::optional<std::int64_t> FromWord(std::uint32_t w, const numeric::NumberFormat& f) {
-  const int width = f.width();
-  const std::uint64_t mask = width >= 32 ? 0xffffffffull : (std::uint64_t{1} << width) - 1;
-  std::int64_t v = static_cast<std::int64_t>(w & mask);
-  if (f.raw_is_signed() && ((w >> (width - 1)) & 1u) != 0) v -= static_cast<std::int64_t>(mask) + 1;
-  if (ToWord(v) != w) return std::nullopt;
-  return v;
-}
 
 Status MalformedOutput(const std::string& where, std::uint32_t w, const numeric::NumberFormat& f) {
   return Internal("zynq: " + where + " holds " + Hex(w) + ", not a " + f.ToString() + " element " +
@@ -566,80 +551,22 @@ Status CheckProgrammed(const ZynqOptions& o) {
 // ---------------------------------------------------------------------------------------------
 // axilite: fpgaserve_axilite's register map through UIO.
 
-class ZynqAxiLiteDriver : public BoardDriver {
+// The core's registers in the UIO mapping, for the shared AXI4-Lite protocol (axilite_driver.h).
+// A barrier after every write orders it before the next access (the start after the inputs).
+class UioRegisterPort : public axilite::RegisterPort {
  public:
-  ZynqAxiLiteDriver(firmware::BundleMetadata m, std::unique_ptr<Mapping> regs, std::string uio,
-                    std::uint32_t out_base, std::chrono::milliseconds timeout)
-      : m_(std::move(m)),
-        regs_(std::move(regs)),
-        uio_(std::move(uio)),
-        out_base_(out_base),
-        timeout_(timeout) {}
-
-  std::string kind() const override { return "zynq"; }
-
-  Result<BatchResult> Infer(const numeric::RawBatch& inputs) override {
-    RETURN_IF_ERROR(ValidateInputBatch(inputs, m_));
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::size_t n_in = inputs.features;
-    const auto n_out = static_cast<std::size_t>(m_.n_outputs);
-    BatchResult r;
-    r.outputs.rows = inputs.rows;
-    r.outputs.features = n_out;
-    r.outputs.values.reserve(inputs.rows * n_out);
-    r.latency_cycles.reserve(inputs.rows);
-    if (inputs.rows == 0) return r;
-    // Inputs must not change under a running inference (a previous caller's timed-out row).
-    std::uint32_t ctrl = 0;
-    if (!PollUntil([&] { return ((ctrl = regs_->Read(hw::kRegControl)) & kCtrlBusy) == 0; },
-                   timeout_)) {
-      return DeadlineExceeded("zynq: the core behind " + Device() + " stays busy (control " +
-                              "register 0x00 reads " + Hex(ctrl) + ") for " +
-                              std::to_string(timeout_.count()) + " ms");
-    }
-    for (std::size_t row = 0; row < inputs.rows; ++row) {
-      for (std::size_t i = 0; i < n_in; ++i) {
-        regs_->Write(hw::kInputBase + 4 * i, ToWord(inputs.values[row * n_in + i]));
-      }
-      DeviceBarrier();
-      regs_->Write(hw::kRegControl, kCtrlStart);
-      if (!PollUntil([&] { return ((ctrl = regs_->Read(hw::kRegControl)) & kCtrlDone) != 0; },
-                     timeout_)) {
-        return DeadlineExceeded("zynq: the core behind " + Device() + " did not set done (bit 1 " +
-                                "of control register 0x00, which reads " + Hex(ctrl) + ") within " +
-                                std::to_string(timeout_.count()) + " ms (row " +
-                                std::to_string(row) + " of " + std::to_string(inputs.rows) + ")");
-      }
-      DeviceBarrier();
-      for (std::size_t j = 0; j < n_out; ++j) {
-        const std::uint32_t at = out_base_ + 4 * static_cast<std::uint32_t>(j);
-        const std::uint32_t w = regs_->Read(at);
-        auto v = FromWord(w, m_.output_format);
-        if (!v) {
-          return MalformedOutput("output register " + Hex(at, 4) + " of " + Device() + " (row " +
-                                     std::to_string(row) + ")",
-                                 w, m_.output_format);
-        }
-        r.outputs.values.push_back(*v);
-      }
-      const std::uint64_t cycles =
-          regs_->Read(hw::kRegCyclesLow) |
-          (static_cast<std::uint64_t>(regs_->Read(hw::kRegCyclesHigh)) << 32);
-      r.latency_cycles.push_back(cycles);
-      r.total_cycles += cycles;  // one row at a time: the rows' cycles add up
-    }
-    return r;
+  UioRegisterPort(std::unique_ptr<Mapping> regs, std::string uio) : regs_(std::move(regs)), uio_(std::move(uio)) {}
+  Result<std::uint32_t> Read(std::uint32_t offset) override { return regs_->Read(offset); }
+  Status Write(std::uint32_t offset, std::uint32_t value) override {
+    regs_->Write(offset, value);
+    DeviceBarrier();
+    return Status::Ok();
   }
+  std::string Name() const override { return regs_->path() + " (" + uio_ + ")"; }
 
  private:
-  std::string Device() const { return regs_->path() + " (" + uio_ + ")"; }
-
-  firmware::BundleMetadata m_;
   std::unique_ptr<Mapping> regs_;
   std::string uio_;
-  std::uint32_t out_base_;
-  std::chrono::milliseconds timeout_;
-  std::mutex mu_;
 };
 
 Result<std::unique_ptr<BoardDriver>> OpenAxiLite(const firmware::BundleMetadata& m,
@@ -651,27 +578,19 @@ Result<std::unique_ptr<BoardDriver>> OpenAxiLite(const firmware::BundleMetadata&
                               " bytes; the bundle's register map needs at " + "least " +
                               Hex(inputs_end) + " (inputs at 0x100.." + Hex(inputs_end - 1) + ")");
   }
-  const std::uint32_t n_in = regs->Read(hw::kRegInputs);
-  const std::uint32_t n_out = regs->Read(hw::kRegOutputs);
-  if (n_in != static_cast<std::uint64_t>(m.n_inputs) ||
-      n_out != static_cast<std::uint64_t>(m.n_outputs)) {
-    return FailedPrecondition(
-        "zynq: the FPGA holds other firmware: " + regs->path() + " (" + uio + ") reports n_in " +
-        std::to_string(n_in) + ", n_out " + std::to_string(n_out) +
-        " (registers 0x04, 0x08); the bundle has n_in " + std::to_string(m.n_inputs) + ", n_out " +
-        std::to_string(m.n_outputs) +
-        (o.program ? "" : " (program the FPGA, or let the driver program it)"));
+  const std::uint64_t window = axilite::RegisterWindowBytes(m.n_inputs, m.n_outputs);
+  if (regs->size() < window) {
+    return FailedPrecondition("zynq: " + regs->path() + " (" + uio + ") maps " + Hex(regs->size()) +
+                              " bytes; the bundle's register map needs " + Hex(window) +
+                              " (through its last output register)");
   }
-  const std::uint32_t out_base = regs->Read(hw::kRegOutputBase);
-  const std::uint64_t outputs_end = out_base + 4 * static_cast<std::uint64_t>(m.n_outputs);
-  if (out_base % 4 != 0 || out_base < inputs_end || outputs_end > regs->size()) {
-    return FailedPrecondition("zynq: register 0x14 (OUT_BASE) of " + regs->path() + " reads " +
-                              Hex(out_base) + "; expected a word address from " + Hex(inputs_end) +
-                              " with " + std::to_string(m.n_outputs) +
-                              " outputs below the map's end " + Hex(regs->size()));
+  axilite::Timing timing;
+  timing.row_timeout = o.infer_timeout;
+  auto driver = axilite::OpenRegisterDriver("zynq", m, std::make_unique<UioRegisterPort>(std::move(regs), uio), timing);
+  if (!driver.ok() && driver.status().code() == StatusCode::kFailedPrecondition && !o.program) {
+    return driver.status().WithContext("the fabric was not programmed by this driver (program = false)");
   }
-  return std::unique_ptr<BoardDriver>(
-      new ZynqAxiLiteDriver(m, std::move(regs), uio, out_base, o.infer_timeout));
+  return driver;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -808,12 +727,12 @@ class ZynqAxisDriver : public BoardDriver {
       }
       for (std::size_t j = 0; j < n_out; ++j) {
         const std::uint32_t w = buf_->Read(out_offset_ + 4 * j);
-        auto v = FromWord(w, m_.output_format);
-        if (!v) {
+        numeric::RawValue v = 0;
+        if (!axilite::DecodeOutputWord(w, m_.output_format, &v)) {
           return MalformedOutput("output word " + std::to_string(j) + " from " + Device() + at, w,
                                  m_.output_format);
         }
-        r.outputs.values.push_back(*v);
+        r.outputs.values.push_back(v);
       }
       const std::uint64_t cycles = buf_->Read(out_offset_ + 4 * n_out);  // saturated to 32 bits
       r.latency_cycles.push_back(cycles);

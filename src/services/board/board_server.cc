@@ -30,7 +30,6 @@ namespace fs = std::filesystem;
 namespace pb = ::fpgaserve::v1;
 using Clock = std::chrono::steady_clock;
 
-const std::vector<std::string> kKinds = {"sim", "emu", "ice40", "zynq", "xrt"};
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -77,8 +76,9 @@ Result<std::vector<BoardSpec>> ParseBoardSpecs(const std::string& text) {
     BoardSpec spec;
     const auto colon = item.find(':');
     spec.kind = item.substr(0, colon);
-    if (std::find(kKinds.begin(), kKinds.end(), spec.kind) == kKinds.end()) {
-      return InvalidArgument("--boards: unknown board kind " + Quote(spec.kind) + "; expected " + Join(kKinds, ", "));
+    if (!runtime::IsBoardDriverKind(spec.kind)) {
+      return InvalidArgument("--boards: unknown board kind " + Quote(spec.kind) + "; expected " +
+                             Join(runtime::BoardDriverKinds(), ", "));
     }
     if (colon != std::string::npos) {
       const std::string n = item.substr(colon + 1);
@@ -239,8 +239,9 @@ struct BoardServer::Impl final : public pb::BoardService::Service {
 
   Result<pb::Lease> DoAcquire(const pb::AcquireRequest& req) {
     const auto started = Clock::now();
-    if (!req.board_kind().empty() && std::find(kKinds.begin(), kKinds.end(), req.board_kind()) == kKinds.end()) {
-      return InvalidArgument("board_kind " + Quote(req.board_kind()) + ": expected " + Join(kKinds, ", ") + " or empty");
+    if (!req.board_kind().empty() && !runtime::IsBoardDriverKind(req.board_kind())) {
+      return InvalidArgument("board_kind " + Quote(req.board_kind()) + ": expected " +
+                             Join(runtime::BoardDriverKinds(), ", ") + " or empty");
     }
     if (req.ttl_ms() < 0) return InvalidArgument("ttl_ms " + std::to_string(req.ttl_ms()) + ": expected >= 0");
     if (req.client().size() > 256) return InvalidArgument("client name longer than 256 bytes");
